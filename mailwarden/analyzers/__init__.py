@@ -1,0 +1,27 @@
+"""Analyzers: one module per concern, each ``analyze(message, context) -> list[Signal]``.
+
+Every module declares ``NAME`` (used to disable it from config) and ``SIGNALS`` (the ids it may emit,
+each with a weight in scoring.toml). The order here is the order they run in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from mailwarden.analyzers import attachments, auth, content, headers, intel, urls
+
+if TYPE_CHECKING:
+    from mailwarden.message import Message
+    from mailwarden.pipeline import Context
+    from mailwarden.signals import Signal
+
+
+class Analyzer(Protocol):
+    NAME: str
+    SIGNALS: Sequence[str]
+
+    def analyze(self, message: Message, context: Context) -> list[Signal]: ...
+
+
+ANALYZERS: tuple[Analyzer, ...] = (headers, auth, urls, attachments, content, intel)

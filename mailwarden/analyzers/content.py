@@ -1,0 +1,122 @@
+"""What the message asks for and how: language lures, brand impersonation, greeting and layout tricks.
+
+Phrase lists and brands are data (``mailwarden/data/lures.toml``, ``brands.toml``); this module only
+decides how much they weigh together.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from mailwarden.detection import fold, is_disguised_letter
+
+if TYPE_CHECKING:
+    from mailwarden.message import Message
+    from mailwarden.pipeline import Context
+    from mailwarden.signals import Signal
+
+NAME = "content"
+SIGNALS = (
+    "content.credential_lure",
+    "content.urgency",
+    "content.prize_lure",
+    "content.payment_request",
+    "content.secrecy",
+    "content.spam_topic",
+    "content.brand_impersonation",
+    "content.brand_in_subject",
+    "content.generic_greeting",
+    "content.recipient_in_subject",
+    "content.obfuscated_text",
+)
+
+MAX_TEXT = 20_000
+# How strongly N distinct phrases of one category count (one phrase is weak, three are conclusive).
+_HIT_FACTORS = (0.0, 0.5, 0.8, 1.0)
+
+_GENERIC_GREETING = re.compile(
+    r"\b(?:dear|hello|hi)\s+(?:valued\s+)?(?:customer|user|client|member|account\s*holder|sir/?madam|sir|madam|"
+    r"beneficiary|friend|winner|e-?mail\s+user|subscriber)\b|\b(?:sehr\s+geehrte[rs]?\s+kund\w*|liebe[rs]?\s+kund\w*|"
+    r"cher\s+client|chere\s+cliente|estimado\s+cliente|querido\s+cliente|prezado\s+cliente|caro\s+cliente|"
+    r"beste\s+klant|geachte\s+klant)\b")
+
+
+def _lures(folded: str, context: Context) -> list[Signal]:
+    signals = []
+    for category in context.data.lures:
+        found = category.matches(folded)
+        if found:
+            factor = _HIT_FACTORS[min(len(found), 3)]
+            signals.append(context.signal(category.signal, f"{category.name} language: {', '.join(found[:4])}",
+                                          factor=factor, phrases=found))
+    return signals
+
+
+def _own_or_partner(domain: str, context: Context) -> bool:
+    return context.org.is_own_domain(domain) or context.org.partner_for_domain(domain) is not None
+
+
+def _brand_impersonation(message: Message, context: Context) -> list[Signal]:
+    sender = message.from_
+    if sender is None or not sender.domain or _own_or_partner(sender.domain, context):
+        return []
+    sending = {sender.registrable_domain}
+    sending |= {r.domain.lower() for ar in message.auth for r in ar.method("dkim") if r.result == "pass" and r.domain}
+    signals = []
+    local_and_name = fold(f"{sender.display_name} {sender.local_part.replace('.', ' ').replace('-', ' ')}")
+    for brand in context.data.brands_named_in(local_and_name):
+        if not _sent_by(brand.domains, sending):
+            signals.append(context.signal(
+                "content.brand_impersonation",
+                f"sender name claims to be {brand.key} but mail is from {sender.domain}",
+                brand=brand.key, from_domain=sender.domain))
+            return signals
+    for brand in context.data.brands_named_in(fold(message.subject)):
+        if brand.domains and not _sent_by(brand.domains, sending):
+            signals.append(context.signal(
+                "content.brand_in_subject", f"subject names {brand.key} but mail is from {sender.domain}",
+                brand=brand.key, from_domain=sender.domain))
+            break
+    return signals
+
+
+def _sent_by(brand_domains: frozenset[str], sending: set[str]) -> bool:
+    return any(d == b or d.endswith("." + b) for d in sending for b in brand_domains)
+
+
+def _recipient_in_subject(message: Message, context: Context) -> list[Signal]:
+    subject = message.subject.lower()
+    for rcpt in (*message.to, *(message.envelope.rcpt_to if message.envelope else ())):
+        email = rcpt if isinstance(rcpt, str) else rcpt.email
+        if email and "@" in email and email.lower() in subject:
+            return [context.signal("content.recipient_in_subject",
+                                   "the recipient's own address is pasted into the subject", recipient=email)]
+    return []
+
+
+def _obfuscated(message: Message, context: Context) -> list[Signal]:
+    """Letters from other scripts or styled alphabets in the subject/sender name to defeat filters."""
+    visible = message.subject + " " + (message.from_.display_name if message.from_ else "")
+    disguised = sum(1 for ch in visible if is_disguised_letter(ch))
+    if disguised >= 2 and not _mostly_non_latin(visible):
+        return [context.signal("content.obfuscated_text", f"look-alike or styled letters in: {visible[:80]}",
+                               text=visible[:160])]
+    return []
+
+
+def _mostly_non_latin(text: str) -> bool:
+    letters = [ch for ch in text if ch.isalpha()]
+    return bool(letters) and sum(1 for ch in letters if not ch.isascii()) > len(letters) * 0.6
+
+
+def analyze(message: Message, context: Context) -> list[Signal]:
+    name = message.from_.display_name if message.from_ else ""
+    folded = fold(f"{message.subject}\n{name}\n{message.text[:MAX_TEXT]}")
+    signals = _lures(folded, context)
+    signals += _brand_impersonation(message, context)
+    if _GENERIC_GREETING.search(folded):
+        signals.append(context.signal("content.generic_greeting", "impersonal greeting (\"dear customer\")"))
+    signals += _recipient_in_subject(message, context)
+    signals += _obfuscated(message, context)
+    return signals

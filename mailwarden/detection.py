@@ -1,0 +1,171 @@
+"""Detection data loaded once per process: lure phrases, brands, hosting lists, free-mail domains.
+
+The lists live in ``mailwarden/data`` as TOML/text so they are reviewed and tested as data. Text is
+compared after ``fold``: NFKC (so mathematical bold letters read as letters), look-alike letters mapped to
+Latin, accents removed, lower case.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+# Cyrillic/Greek/Cherokee letters that render like Latin ones, as used in "Ꮮеdgеr" or "Аpple".
+_CONFUSABLES = str.maketrans({
+    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d",
+    "ɡ": "g", "һ": "h", "ӏ": "l", "ո": "n", "ս": "u", "ԝ": "w", "ᴠ": "v", "ı": "i", "ο": "o", "α": "a", "ε": "e",
+    "ι": "i", "κ": "k", "ν": "v", "τ": "t", "υ": "u", "ρ": "p", "Ꮮ": "l", "Ꭺ": "a", "Ᏼ": "b", "Ꮯ": "c", "Ꭰ": "d",
+    "Ꭼ": "e", "Ꮐ": "g", "Ꮋ": "h", "Ꮖ": "i", "Ꭻ": "j", "Ꮶ": "k", "Ꮇ": "m", "Ꮲ": "p", "Ꮪ": "s", "Ꭲ": "t",
+    "Ꮩ": "v", "Ꮃ": "w", "Ꮓ": "z", "А": "a", "В": "b", "Е": "e", "К": "k", "М": "m", "Н": "h", "О": "o",
+    "Р": "p", "С": "c", "Т": "t", "Х": "x", "Ү": "y", "\u200b": "", "\u200c": "", "\u200d": "", "\u2060": "",
+    "\u00ad": "", "\ufeff": "",
+})
+
+
+@lru_cache(maxsize=4096)
+def _fold_short(text: str) -> str:
+    return _fold(text)
+
+
+def _fold(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).translate(_CONFUSABLES).lower()
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def fold(text: str) -> str:
+    """Text as compared against the lists: NFKC, look-alikes to Latin, no accents, lower case."""
+    return _fold_short(text) if len(text) < 200 else _fold(text)
+
+
+def is_disguised_letter(ch: str) -> bool:
+    """A letter from another script that renders like a Latin one, or a styled (maths) alphabet letter."""
+    if ch.isascii():
+        return False
+    return ch.translate(_CONFUSABLES) != ch or (ord(ch) >= 0x1D400 and unicodedata.normalize("NFKC", ch) != ch)
+
+
+def _phrase_pattern(phrases: list[str]) -> re.Pattern[str] | None:
+    parts = []
+    for phrase in sorted({fold(p) for p in phrases if p.strip()}, key=len, reverse=True):
+        wildcard = phrase.endswith("*")
+        body = r"\s+".join(re.escape(word) for word in phrase.rstrip("*").split())
+        parts.append(body + (r"\w*" if wildcard else r"\b"))
+    if not parts:
+        return None
+    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + ")")
+
+
+@dataclass(frozen=True)
+class LureCategory:
+    name: str
+    signal: str
+    pattern: re.Pattern[str] | None
+
+    def matches(self, folded_text: str, limit: int = 8) -> list[str]:
+        """Distinct phrases of this category found in already-folded text."""
+        if self.pattern is None:
+            return []
+        found: list[str] = []
+        for m in self.pattern.finditer(folded_text):
+            phrase = " ".join(m.group(0).split())
+            if phrase not in found:
+                found.append(phrase)
+                if len(found) >= limit:
+                    break
+        return found
+
+
+@dataclass(frozen=True)
+class Brand:
+    key: str
+    names: tuple[str, ...]
+    domains: frozenset[str]
+    pattern: re.Pattern[str]
+
+
+@dataclass(frozen=True)
+class DetectionData:
+    lures: tuple[LureCategory, ...]
+    brands: tuple[Brand, ...]
+    brand_pattern: re.Pattern[str] | None
+    free_hosting: tuple[str, ...]
+    file_sharing: tuple[str, ...]
+    shorteners: frozenset[str]
+    redirect_hosts: frozenset[str]
+    redirect_parameters: frozenset[str]
+    freemail: frozenset[str]
+    abused_tlds: frozenset[str]
+    attachment_classes: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
+
+    def lure(self, name: str) -> LureCategory:
+        return next(c for c in self.lures if c.name == name)
+
+    def brands_named_in(self, folded_text: str) -> list[Brand]:
+        if self.brand_pattern is None or not folded_text:
+            return []
+        names = {m.group(0) for m in self.brand_pattern.finditer(folded_text)}
+        return [b for b in self.brands if any(n in names for n in b.names)]
+
+
+def _read(name: str) -> str:
+    return resources.files("mailwarden").joinpath("data", name).read_text(encoding="utf-8")
+
+
+def _toml(name: str) -> dict[str, Any]:
+    return tomllib.loads(_read(name))
+
+
+def _lines(name: str) -> list[str]:
+    return [ln.strip().lower() for ln in _read(name).splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+@lru_cache(maxsize=1)
+def load_detection_data() -> DetectionData:
+    lure_doc = _toml("lures.toml")
+    lures = tuple(
+        LureCategory(name, table["signal"],
+                     _phrase_pattern([p for key, values in table.items() if key != "signal" for p in values]))
+        for name, table in lure_doc.items()
+    )
+    brands = []
+    all_names: list[str] = []
+    for key, table in _toml("brands.toml")["brands"].items():
+        names = tuple(fold(n) for n in table["names"])
+        all_names.extend(names)
+        pattern = _phrase_pattern(list(names))
+        assert pattern is not None, f"brand {key} has no names"
+        brands.append(Brand(key, names, frozenset(d.lower() for d in table["domains"]), pattern))
+    hosting = _toml("hosting.toml")
+    attachments = _toml("attachments.toml")
+    return DetectionData(
+        lures=lures,
+        brands=tuple(brands),
+        brand_pattern=_phrase_pattern(all_names),
+        free_hosting=tuple(hosting["free_hosting"]["suffixes"]),
+        file_sharing=tuple(hosting["free_hosting"]["file_sharing"]),
+        shorteners=frozenset(hosting["shorteners"]["suffixes"]),
+        redirect_hosts=frozenset(hosting["open_redirects"]["hosts"]),
+        redirect_parameters=frozenset(hosting["open_redirects"]["parameters"]),
+        freemail=frozenset(_lines("freemail.txt")),
+        abused_tlds=frozenset(hosting["abused_tlds"]["suffixes"]),
+        attachment_classes={
+            name: (frozenset(t.get("extensions", [])), frozenset(t.get("sniffed", [])))
+            for name, t in attachments.items()
+        },
+    )
+
+
+def host_matches(host: str, suffixes: tuple[str, ...] | frozenset[str]) -> str | None:
+    """The listed suffix a host is equal to or below, if any."""
+    for suffix in suffixes:
+        if host == suffix or host.endswith("." + suffix):
+            return suffix
+    return None

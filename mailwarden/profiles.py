@@ -1,0 +1,119 @@
+"""What past mail tells us about each correspondent: per-sender and per-domain profiles.
+
+``Profiles`` is the in-memory view the pipeline reads (no I/O on the hot path); ``observe`` folds one
+legitimate message into it. The store (``mailwarden.store``) loads and saves it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from mailwarden.message import Message
+
+_MAX_SET = 200  # cap on each learned set, so one noisy correspondent cannot grow without bound
+
+
+@dataclass
+class Profile:
+    """One correspondent, keyed by address (kind="sender") or registrable domain (kind="domain")."""
+
+    kind: str
+    key: str
+    first_seen: datetime
+    last_seen: datetime
+    count: int = 0
+    display_names: set[str] = field(default_factory=set)
+    sending_domains: set[str] = field(default_factory=set)
+    dkim_domains: set[str] = field(default_factory=set)
+    spf_domains: set[str] = field(default_factory=set)
+    reply_to_domains: set[str] = field(default_factory=set)
+    ips: set[str] = field(default_factory=set)
+    mailers: set[str] = field(default_factory=set)
+    recipients: set[str] = field(default_factory=set)
+
+    SET_FIELDS = ("display_names", "sending_domains", "dkim_domains", "spf_domains", "reply_to_domains",
+                  "ips", "mailers", "recipients")
+
+    def merge_sets(self, values: dict[str, Iterable[str]]) -> None:
+        for name, items in values.items():
+            target: set[str] = getattr(self, name)
+            for item in items:
+                if item and len(target) < _MAX_SET:
+                    target.add(item)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _first_external_ip(message: Message) -> str | None:
+    for hop in message.received:
+        if hop.ip and not _is_private(hop.ip):
+            return hop.ip
+    return None
+
+
+def _is_private(ip: str) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return True
+    return addr.is_private or addr.is_loopback or addr.is_link_local
+
+
+def features(message: Message) -> dict[str, set[str]]:
+    """The learnable facts of one message, as sets per profile field."""
+    dkim = {r.domain for ar in message.auth for r in ar.method("dkim") if r.result == "pass" and r.domain}
+    spf = {r.domain for ar in message.auth for r in ar.method("spf") if r.result == "pass" and r.domain}
+    ip = _first_external_ip(message)
+    mailer = message.header("X-Mailer") or message.header("User-Agent") or ""
+    return {
+        "display_names": {message.from_.display_name.lower()} if message.from_ and message.from_.display_name
+        else set(),
+        "sending_domains": {message.from_.domain} if message.from_ and message.from_.domain else set(),
+        "dkim_domains": dkim,
+        "spf_domains": spf,
+        "reply_to_domains": {a.registrable_domain for a in message.reply_to if a.domain},
+        "ips": {ip} if ip else set(),
+        "mailers": {mailer.split("/")[0].strip().lower()[:80]} if mailer else set(),
+        "recipients": {a.email for a in (*message.to, *message.cc) if a.email},
+    }
+
+
+@dataclass
+class Profiles:
+    senders: dict[str, Profile] = field(default_factory=dict)
+    domains: dict[str, Profile] = field(default_factory=dict)
+
+    def sender(self, email: str) -> Profile | None:
+        return self.senders.get(email.lower())
+
+    def domain(self, domain: str) -> Profile | None:
+        return self.domains.get(domain.lower())
+
+    def observe(self, message: Message, seen_at: datetime | None = None) -> list[Profile]:
+        """Fold one legitimate message into the sender's and its domain's profiles; return them."""
+        if message.from_ is None or not message.from_.domain:
+            return []
+        when = seen_at or _now()
+        facts = features(message)
+        touched = []
+        for kind, key, table in (
+            ("sender", message.from_.email, self.senders),
+            ("domain", message.from_.registrable_domain, self.domains),
+        ):
+            profile = table.get(key)
+            if profile is None:
+                profile = table[key] = Profile(kind=kind, key=key, first_seen=when, last_seen=when)
+            profile.count += 1
+            profile.first_seen = min(profile.first_seen, when)
+            profile.last_seen = max(profile.last_seen, when)
+            profile.merge_sets(facts)
+            touched.append(profile)
+        return touched
+
+    def __len__(self) -> int:
+        return len(self.senders) + len(self.domains)
