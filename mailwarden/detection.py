@@ -57,7 +57,7 @@ def _phrase_pattern(phrases: list[str]) -> re.Pattern[str] | None:
     for phrase in sorted({fold(p) for p in phrases if p.strip()}, key=len, reverse=True):
         wildcard = phrase.endswith("*")
         body = r"\s+".join(re.escape(word) for word in phrase.rstrip("*").split())
-        parts.append(body + (r"\w*" if wildcard else r"\b"))
+        parts.append(body + (r"\w*" if wildcard else r"\b(?!['’]\w)"))
     if not parts:
         return None
     return re.compile(r"(?<!\w)(?:" + "|".join(parts) + ")")

@@ -8,6 +8,7 @@ enforced here and reported as defects, so a hostile message costs bounded time a
 from __future__ import annotations
 
 import codecs
+import html as html_lib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -203,6 +204,26 @@ def _addresses(values: list[str], defects: list[Defect]) -> tuple[Address, ...]:
     return tuple(found)
 
 
+_ANGLE_ADDRESS = re.compile(r"<([^<>@\s]+@[^<>\s]+)>")
+
+
+def _from_addresses(values: list[str], defects: list[Defect]) -> tuple[Address, ...]:
+    """From addresses as a mail client shows them, even when the display name is not quoted.
+
+    ``Microsoft account team ,_<x@evil.example>`` is one sender named "Microsoft account team ,_" to a
+    reader, not two addresses; such a header is recorded as a defect.
+    """
+    found = _addresses(values, defects)
+    if len(values) == 1 and (len(found) != 1 or not found[0].domain):
+        angles = _ANGLE_ADDRESS.findall(values[0])
+        if len(angles) == 1:
+            defects.append(Defect("malformed_from", values[0][:120]))
+            display = values[0][: values[0].find("<" + angles[0])].strip().strip('"').strip()
+            address = _address(display, angles[0], defects)
+            return (address,) if address else found
+    return found
+
+
 def _single_address(value: str | None, defects: list[Defect]) -> Address | None:
     if not value:
         return None
@@ -344,6 +365,16 @@ def _read_html(body: _Body, text: str, limits: Limits, defects: list[Defect]) ->
     _add_urls(body, found, limits, defects)
 
 
+_ENTITY = re.compile(r"&(?:[a-z]{2,8}|#\d{2,5}|#x[0-9a-f]{2,4});", re.IGNORECASE)
+_HTML_TAGS = re.compile(r"<(?:html|body|div|table|p|br|a\s|span|td|font|img)\b", re.IGNORECASE)
+
+
+def _looks_like_html(text: str) -> bool:
+    """A text/plain part that is really markup (senders get the type wrong, phishers on purpose)."""
+    head = text[:4096]
+    return head.lstrip()[:1] == "<" and len(_HTML_TAGS.findall(head)) >= 3
+
+
 def _read_body(root: EmailMessage, limits: Limits, defects: list[Defect]) -> _Body:
     body = _Body()
     for part, depth in _walk(root, limits, defects):
@@ -367,9 +398,11 @@ def _read_body(root: EmailMessage, limits: Limits, defects: list[Defect]) -> _Bo
             continue
         text = _part_text(part, payload[: limits.max_text_chars * 4], defects)[: limits.max_text_chars]
         body.text_chars += len(text)
-        if content_type == "text/html":
+        if content_type == "text/html" or _looks_like_html(text):
             _read_html(body, text, limits, defects)
         else:
+            if "&" in text and _ENTITY.search(text):
+                text = html_lib.unescape(text)
             body.plain.append(text)
             _add_urls(body, find_in_text(text, "text", limits.max_urls), limits, defects)
     return body
@@ -432,7 +465,7 @@ def parse(
         lowered = name.lower()
         return [v for k, v in headers if k.lower() == lowered]
 
-    from_all = _addresses(every("From"), defects)
+    from_all = _from_addresses(every("From"), defects)
     if not from_all:
         defects.append(Defect("missing_from"))
     elif len(every("From")) > 1:

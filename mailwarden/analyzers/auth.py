@@ -22,6 +22,7 @@ SIGNALS = (
     "auth.unauthenticated",
     "auth.own_domain_spoof",
     "auth.dmarc_pass",
+    "auth.no_dmarc_policy",
 )
 
 _FAILING = {"fail", "permerror"}
@@ -49,6 +50,10 @@ def analyze(message: Message, context: Context) -> list[Signal]:
         if policy == "reject":
             signals.append(context.signal("auth.dmarc_reject_policy",
                                           f"{dmarc.domain or from_domain} publishes p=reject and this mail fails it"))
+    elif dmarc is not None and dmarc.result in ("none", "bestguesspass"):
+        signals.append(context.signal("auth.no_dmarc_policy",
+                                      f"{from_domain or 'the sender domain'} publishes no DMARC policy",
+                                      domain=from_domain))
     elif dmarc is not None and dmarc.result == "pass":
         signals.append(context.signal("auth.dmarc_pass", f"DMARC pass for {dmarc.domain or from_domain}",
                                       domain=dmarc.domain or from_domain))

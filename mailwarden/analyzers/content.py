@@ -29,6 +29,10 @@ SIGNALS = (
     "content.generic_greeting",
     "content.recipient_in_subject",
     "content.obfuscated_text",
+    "content.html_only",
+    "content.subject_symbols",
+    "content.random_token",
+    "content.unsubscribe_without_header",
 )
 
 MAX_TEXT = 20_000
@@ -98,11 +102,57 @@ def _recipient_in_subject(message: Message, context: Context) -> list[Signal]:
 def _obfuscated(message: Message, context: Context) -> list[Signal]:
     """Letters from other scripts or styled alphabets in the subject/sender name to defeat filters."""
     visible = message.subject + " " + (message.from_.display_name if message.from_ else "")
-    disguised = sum(1 for ch in visible if is_disguised_letter(ch))
+    disguised = sum(1 for ch in visible if is_disguised_letter(ch)) + len(_I_FOR_L.findall(visible))
     if disguised >= 2 and not _mostly_non_latin(visible):
         return [context.signal("content.obfuscated_text", f"look-alike or styled letters in: {visible[:80]}",
                                text=visible[:160])]
     return []
+
+
+# "PayPaI", "waIIet": a capital I standing in for a lower-case l inside a word.
+_I_FOR_L = re.compile(r"(?<=[a-z])I+(?![A-Z])")
+# A mixed-case run like "WBmmvfJdFtGqOvWw" that bulk senders append to defeat duplicate detection.
+_RANDOM_TOKEN = re.compile(r"(?<![\w.@/-])[A-Za-z0-9]{10,}(?![\w.@/-])")
+_UNSUBSCRIBE = re.compile(r"\b(?:unsubscribe|opt[ -]out|abbestellen|abmelden|desinscri\w*|darse de baja|"
+                          r"descadastr\w*|cancelar (?:a )?inscri\w*|afmelden|uitschrijven|disiscri\w*)\b")
+
+
+def unmask_i_for_l(text: str) -> str:
+    return _I_FOR_L.sub(lambda m: "l" * len(m.group(0)), text) if "I" in text else text
+
+
+def _is_random_token(word: str) -> bool:
+    upper = sum(ch.isupper() for ch in word)
+    lower = sum(ch.islower() for ch in word)
+    if upper < 3 or lower < 3:
+        return False
+    switches = sum(1 for a, b in zip(word, word[1:], strict=False) if a.isupper() != b.isupper() and a.isalpha()
+                   and b.isalpha())
+    return switches >= 5
+
+
+def _subject_tricks(message: Message, context: Context) -> list[Signal]:
+    signals = []
+    subject = message.subject
+    symbols = [ch for ch in subject if ord(ch) >= 0x2190 and not ch.isalpha() and not is_disguised_letter(ch)]
+    if symbols:
+        signals.append(context.signal("content.subject_symbols", f"emoji or symbols in the subject: {subject[:60]}",
+                                      symbols="".join(symbols[:10])))
+    tokens = [w for w in _RANDOM_TOKEN.findall(subject) if _is_random_token(w)]
+    if tokens:
+        signals.append(context.signal("content.random_token", f"random-looking token in the subject: {tokens[0]}",
+                                      token=tokens[0]))
+    return signals
+
+
+def _layout(message: Message, folded: str, context: Context) -> list[Signal]:
+    signals = []
+    if message.html and not message.text_plain.strip() and message.urls:
+        signals.append(context.signal("content.html_only", "HTML-only message with links (no plain-text part)"))
+    if message.header("List-Unsubscribe") is None and _UNSUBSCRIBE.search(folded[-3000:]):
+        signals.append(context.signal("content.unsubscribe_without_header",
+                                      "bulk mail with an unsubscribe text but no List-Unsubscribe header"))
+    return signals
 
 
 def _mostly_non_latin(text: str) -> bool:
@@ -112,8 +162,10 @@ def _mostly_non_latin(text: str) -> bool:
 
 def analyze(message: Message, context: Context) -> list[Signal]:
     name = message.from_.display_name if message.from_ else ""
-    folded = fold(f"{message.subject}\n{name}\n{message.text[:MAX_TEXT]}")
+    folded = fold(unmask_i_for_l(f"{message.subject}\n{name}\n{message.text[:MAX_TEXT]}"))
     signals = _lures(folded, context)
+    signals += _subject_tricks(message, context)
+    signals += _layout(message, folded, context)
     signals += _brand_impersonation(message, context)
     if _GENERIC_GREETING.search(folded):
         signals.append(context.signal("content.generic_greeting", "impersonal greeting (\"dear customer\")"))

@@ -27,6 +27,7 @@ SIGNALS = (
     "header.missing_from",
     "header.multiple_from",
     "header.display_name_symbols",
+    "header.undisclosed_recipients",
     "mime.malformed",
     "mime.limits_exceeded",
 )
@@ -36,7 +37,7 @@ _LIMIT_DEFECTS = {"message_too_large", "mime_too_deep", "too_many_parts", "html_
                   "too_many_urls", "header_too_long"}
 _STRUCTURE_DEFECTS = {"StartBoundaryNotFoundDefect", "CloseBoundaryNotFoundDefect", "MultipartInvariantViolationDefect",
                       "InvalidMultipartContentTransferEncodingDefect", "MissingHeaderBodySeparatorDefect",
-                      "MisplacedEnvelopeHeaderDefect", "unparseable", "nul_bytes", "undecodable_payload",
+                      "MisplacedEnvelopeHeaderDefect", "unparseable", "malformed_from", "nul_bytes", "undecodable_payload",
                       "InvalidBase64PaddingDefect", "InvalidBase64CharactersDefect", "InvalidBase64LengthDefect"}
 
 
@@ -116,6 +117,10 @@ def analyze(message: Message, context: Context) -> list[Signal]:
     if len(message.header_all("From")) > 1 or len(message.from_all) > 1:
         signals.append(context.signal("header.multiple_from", "more than one From address",
                                       addresses=[a.email for a in message.from_all]))
+    to_header = (message.header("To") or "").lower()
+    if not message.to and not message.cc or "undisclosed" in to_header:
+        signals.append(context.signal("header.undisclosed_recipients", "no visible recipients (To is empty or "
+                                      "undisclosed)"))
     sender = message.from_
     if sender is None or not sender.domain:
         signals.append(context.signal("header.missing_from", "no usable From address"))

@@ -65,9 +65,11 @@ def _deceptive_anchors(urls: list[Url], context: Context) -> list[Signal]:
             continue
         if url.host in context.data.shorteners or _is_tracking_redirect(url):
             continue
+        # A full URL shown as text is a stronger claim than a bare domain name in a newsletter.
+        factor = 1.0 if url.anchor_text.lower().startswith(("http", "www.")) else 0.5
         return [context.signal("url.deceptive_anchor",
                                f"link text shows {shown} but goes to {url.host}",
-                               shown=shown, actual=url.url)]
+                               factor=factor, shown=shown, actual=url.url)]
     return []
 
 
