@@ -32,7 +32,15 @@ def _fold_short(text: str) -> str:
     return _fold(text)
 
 
+# Invisible code points phishers put inside words ("Co\U000e0139inbase") to break keyword matching.
+_INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\u034f\u00ad\ufeff\U000e0000-\U000e01ef]")
+# Small capitals ("ᴘᴀʏᴍᴇɴᴛ") have no NFKC decomposition; map them to their letters.
+_SMALL_CAPS = str.maketrans("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘǫʀꜱᴛᴜᴠᴡʏᴢ", "abcdefghijklmnopqrstuvwyz")
+
+
 def _fold(text: str) -> str:
+    if not text.isascii():
+        text = _INVISIBLE.sub("", text).translate(_SMALL_CAPS)
     text = unicodedata.normalize("NFKC", text).translate(_CONFUSABLES).lower()
     if text.isascii():
         return text
@@ -49,7 +57,8 @@ def is_disguised_letter(ch: str) -> bool:
     """A letter from another script that renders like a Latin one, or a styled (maths) alphabet letter."""
     if ch.isascii():
         return False
-    return ch.translate(_CONFUSABLES) != ch or (ord(ch) >= 0x1D400 and unicodedata.normalize("NFKC", ch) != ch)
+    return (ch.translate(_CONFUSABLES) != ch or ch.translate(_SMALL_CAPS) != ch or bool(_INVISIBLE.match(ch))
+            or (ord(ch) >= 0x1D400 and unicodedata.normalize("NFKC", ch) != ch))
 
 
 def _phrase_pattern(phrases: list[str]) -> re.Pattern[str] | None:

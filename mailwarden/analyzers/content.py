@@ -33,6 +33,8 @@ SIGNALS = (
     "content.subject_symbols",
     "content.random_token",
     "content.unsubscribe_without_header",
+    "content.advance_fee",
+    "content.freemail_lure",
 )
 
 MAX_TEXT = 20_000
@@ -55,6 +57,19 @@ def _lures(folded: str, context: Context) -> list[Signal]:
             signals.append(context.signal(category.signal, f"{category.name} language: {', '.join(found[:4])}",
                                           factor=factor, phrases=found))
     return signals
+
+
+def _freemail_lure(message: Message, lures: list[Signal], context: Context) -> list[Signal]:
+    """A free-mail account asking for money, credentials or a prize claim: no company sends that from gmail."""
+    sender = message.from_
+    asks = [s for s in lures if s.id in _ASKING_LURES]
+    if sender is None or sender.registrable_domain not in context.data.freemail or not asks:
+        return []
+    return [context.signal("content.freemail_lure", f"free-mail sender {sender.email} with a {asks[0].id} lure",
+                           sender=sender.email, lures=[s.id for s in asks])]
+
+
+_ASKING_LURES = {"content.credential_lure", "content.prize_lure", "content.payment_request", "content.advance_fee"}
 
 
 def _own_or_partner(domain: str, context: Context) -> bool:
@@ -164,6 +179,7 @@ def analyze(message: Message, context: Context) -> list[Signal]:
     name = message.from_.display_name if message.from_ else ""
     folded = fold(unmask_i_for_l(f"{message.subject}\n{name}\n{message.text[:MAX_TEXT]}"))
     signals = _lures(folded, context)
+    signals += _freemail_lure(message, signals, context)
     signals += _subject_tricks(message, context)
     signals += _layout(message, folded, context)
     signals += _brand_impersonation(message, context)
