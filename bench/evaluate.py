@@ -86,10 +86,8 @@ def main() -> None:
     parser.add_argument("--config", type=Path, help="org.toml for --set folders")
     parser.add_argument("--json", action="store_true", help="print rates as JSON")
     args = parser.parse_args()
-    if args.set:
-        sets = {k: (Path(v), args.config) for k, v in (s.split("=", 1) for s in args.set)}
-    else:
-        sets = DEFAULT_SETS
+    named = {k: (Path(v), args.config) for k, v in (s.split("=", 1) for s in args.set)}
+    sets = named or DEFAULT_SETS
     outcomes = [evaluate(name, folder, load_org(cfg) if cfg else OrgConfig()) for name, (folder, cfg) in sets.items()]
     if args.json:
         print(json.dumps({o.name: {"total": o.total, **{v: o.verdicts[v] for v in

@@ -7,7 +7,7 @@ legitimate message into it. The store (``mailwarden.store``) loads and saves it.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -37,7 +37,7 @@ class Profile:
     SET_FIELDS = ("display_names", "sending_domains", "dkim_domains", "spf_domains", "reply_to_domains",
                   "ips", "mailers", "recipients")
 
-    def merge_sets(self, values: dict[str, Iterable[str]]) -> None:
+    def merge_sets(self, values: Mapping[str, Iterable[str]]) -> None:
         for name, items in values.items():
             target: set[str] = getattr(self, name)
             for item in items:
@@ -49,11 +49,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _first_external_ip(message: Message) -> str | None:
-    for hop in message.received:
-        if hop.ip and not _is_private(hop.ip):
-            return hop.ip
-    return None
+def sending_ips(message: Message) -> set[str]:
+    """The public hop that handed the message to us and the one that first submitted it.
+
+    The first public IP from the top is the sender's outbound server; the lowest is usually the
+    submitting client (an office network), which is what changes when an account is taken over.
+    """
+    public = [hop.ip for hop in message.received if hop.ip and not _is_private(hop.ip)]
+    return {public[0], public[-1]} if public else set()
 
 
 def _is_private(ip: str) -> bool:
@@ -68,7 +71,6 @@ def features(message: Message) -> dict[str, set[str]]:
     """The learnable facts of one message, as sets per profile field."""
     dkim = {r.domain for ar in message.auth for r in ar.method("dkim") if r.result == "pass" and r.domain}
     spf = {r.domain for ar in message.auth for r in ar.method("spf") if r.result == "pass" and r.domain}
-    ip = _first_external_ip(message)
     mailer = message.header("X-Mailer") or message.header("User-Agent") or ""
     return {
         "display_names": {message.from_.display_name.lower()} if message.from_ and message.from_.display_name
@@ -77,7 +79,7 @@ def features(message: Message) -> dict[str, set[str]]:
         "dkim_domains": dkim,
         "spf_domains": spf,
         "reply_to_domains": {a.registrable_domain for a in message.reply_to if a.domain},
-        "ips": {ip} if ip else set(),
+        "ips": sending_ips(message),
         "mailers": {mailer.split("/")[0].strip().lower()[:80]} if mailer else set(),
         "recipients": {a.email for a in (*message.to, *message.cc) if a.email},
     }

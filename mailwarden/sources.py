@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import BinaryIO
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from mailwarden.errors import InputError
 
@@ -64,7 +64,7 @@ def read_messages(path: Path) -> Iterator[RawMessage]:
     name = str(path)
     try:
         with path.open("rb") as handle:
-            if not handle.read(5) == b"From ":
+            if handle.read(5) != b"From ":
                 handle.seek(0)
                 yield RawMessage(name, handle.read(MAX_FILE_BYTES))
                 return

@@ -18,10 +18,14 @@ if TYPE_CHECKING:
 
 
 class Analyzer(Protocol):
-    NAME: str
-    SIGNALS: Sequence[str]
+    @property
+    def NAME(self) -> str: ...  # module constants satisfy this protocol
+
+    @property
+    def SIGNALS(self) -> Sequence[str]: ...
 
     def analyze(self, message: Message, context: Context) -> list[Signal]: ...
 
 
-ANALYZERS: tuple[Analyzer, ...] = (headers, auth, urls, attachments, content, intel)
+_IN_ORDER: list[Analyzer] = [headers, auth, urls, attachments, content, intel]
+ANALYZERS: tuple[Analyzer, ...] = tuple(_IN_ORDER)

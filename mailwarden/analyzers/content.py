@@ -6,6 +6,7 @@ decides how much they weigh together.
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import TYPE_CHECKING
 
@@ -106,8 +107,8 @@ def _sent_by(brand_domains: frozenset[str], sending: set[str]) -> bool:
 
 def _recipient_in_subject(message: Message, context: Context) -> list[Signal]:
     subject = message.subject.lower()
-    for rcpt in (*message.to, *(message.envelope.rcpt_to if message.envelope else ())):
-        email = rcpt if isinstance(rcpt, str) else rcpt.email
+    recipients = [a.email for a in message.to] + list(message.envelope.rcpt_to if message.envelope else ())
+    for email in recipients:
         if email and "@" in email and email.lower() in subject:
             return [context.signal("content.recipient_in_subject",
                                    "the recipient's own address is pasted into the subject", recipient=email)]
@@ -127,7 +128,7 @@ def _obfuscated(message: Message, context: Context) -> list[Signal]:
 # "PayPaI", "waIIet": a capital I standing in for a lower-case l inside a word.
 _I_FOR_L = re.compile(r"(?<=[a-z])I+(?![A-Z])")
 # A mixed-case run like "WBmmvfJdFtGqOvWw" that bulk senders append to defeat duplicate detection.
-_RANDOM_TOKEN = re.compile(r"(?<![\w.@/-])[A-Za-z0-9]{10,}(?![\w.@/-])")
+_RANDOM_TOKEN = re.compile(r"(?<![\w.@/])[A-Za-z0-9]{10,}(?![\w.@/-])")
 _UNSUBSCRIBE = re.compile(r"\b(?:unsubscribe|opt[ -]out|abbestellen|abmelden|desinscri\w*|darse de baja|"
                           r"descadastr\w*|cancelar (?:a )?inscri\w*|afmelden|uitschrijven|disiscri\w*)\b")
 
@@ -141,7 +142,7 @@ def _is_random_token(word: str) -> bool:
     lower = sum(ch.islower() for ch in word)
     if upper < 3 or lower < 3:
         return False
-    switches = sum(1 for a, b in zip(word, word[1:], strict=False) if a.isupper() != b.isupper() and a.isalpha()
+    switches = sum(1 for a, b in itertools.pairwise(word) if a.isupper() != b.isupper() and a.isalpha()
                    and b.isalpha())
     return switches >= 5
 

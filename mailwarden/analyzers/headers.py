@@ -35,10 +35,12 @@ SIGNALS = (
 _EMAIL_IN_TEXT = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)", re.UNICODE)
 _LIMIT_DEFECTS = {"message_too_large", "mime_too_deep", "too_many_parts", "html_truncated", "text_truncated",
                   "too_many_urls", "header_too_long"}
-_STRUCTURE_DEFECTS = {"StartBoundaryNotFoundDefect", "CloseBoundaryNotFoundDefect", "MultipartInvariantViolationDefect",
-                      "InvalidMultipartContentTransferEncodingDefect", "MissingHeaderBodySeparatorDefect",
-                      "MisplacedEnvelopeHeaderDefect", "unparseable", "malformed_from", "nul_bytes", "undecodable_payload",
-                      "InvalidBase64PaddingDefect", "InvalidBase64CharactersDefect", "InvalidBase64LengthDefect"}
+_STRUCTURE_DEFECTS = {
+    "StartBoundaryNotFoundDefect", "CloseBoundaryNotFoundDefect", "MultipartInvariantViolationDefect",
+    "InvalidMultipartContentTransferEncodingDefect", "MissingHeaderBodySeparatorDefect",
+    "MisplacedEnvelopeHeaderDefect", "unparseable", "malformed_from", "nul_bytes", "undecodable_payload",
+    "InvalidBase64PaddingDefect", "InvalidBase64CharactersDefect", "InvalidBase64LengthDefect",
+}
 
 
 def _related(a: str, b: str, context: Context) -> bool:
@@ -118,7 +120,7 @@ def analyze(message: Message, context: Context) -> list[Signal]:
         signals.append(context.signal("header.multiple_from", "more than one From address",
                                       addresses=[a.email for a in message.from_all]))
     to_header = (message.header("To") or "").lower()
-    if not message.to and not message.cc or "undisclosed" in to_header:
+    if (not message.to and not message.cc) or "undisclosed" in to_header:
         signals.append(context.signal("header.undisclosed_recipients", "no visible recipients (To is empty or "
                                       "undisclosed)"))
     sender = message.from_

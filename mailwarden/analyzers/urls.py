@@ -8,7 +8,7 @@ the URL, forms that post away. Nothing is fetched.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from mailwarden.detection import fold, host_matches
@@ -42,7 +42,7 @@ _SHOWN_DOMAIN = re.compile(r"(?:https?://)?((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9
 def _shown_host(anchor_text: str) -> str | None:
     """The host an anchor text displays as if it were the destination (a URL or bare domain)."""
     text = anchor_text.strip()
-    if not text or " " in text.strip() and not text.lower().startswith(("http", "www.")):
+    if not text or (" " in text.strip() and not text.lower().startswith(("http", "www."))):
         return None
     match = _SHOWN_DOMAIN.match(text)
     if not match:
@@ -111,7 +111,7 @@ def _per_url(urls: list[Url], message: Message, context: Context) -> list[Signal
     seen: set[str] = set()
     data = context.data
 
-    def once(signal_id: str, detail: str, **evidence: object) -> None:
+    def once(signal_id: str, detail: str, **evidence: Any) -> None:
         if signal_id not in seen:
             seen.add(signal_id)
             signals.append(context.signal(signal_id, detail, **evidence))

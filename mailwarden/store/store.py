@@ -17,10 +17,10 @@ from mailwarden.config import Settings
 from mailwarden.profiles import Profile, Profiles
 from mailwarden.store.db import make_engine, parse_url, sqlite_file, store_errors
 from mailwarden.store.migrate import upgrade
-from mailwarden.store.models import ProfileRow
+from mailwarden.store.models import Base, ProfileRow
 
 SAVE_BATCH = 1000  # rows per executemany: bounds memory per statement, keeps round trips few
-PROFILES: Table = ProfileRow.__table__  # type: ignore[assignment]  # declarative tables are Tables
+PROFILES: Table = Base.metadata.tables[ProfileRow.__tablename__]
 
 
 class Store:

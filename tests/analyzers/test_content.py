@@ -1,0 +1,64 @@
+"""Language lures, brand impersonation and layout tricks, in several languages."""
+
+import pytest
+from mailbuilder import build, ids
+
+from mailwarden.analyzers import content
+from mailwarden.pipeline import Context
+
+
+def analyze(message):  # type: ignore[no-untyped-def]
+    return ids(content.analyze(message, Context()))
+
+
+@pytest.mark.parametrize("text", [
+    "Your mailbox is full. Verify your account within 24 hours or it will be suspended.",
+    "Ihr Postfach ist voll. Bestätigen Sie Ihre Identität innerhalb von 24 Stunden, sonst wird es gesperrt.",
+    "Votre boîte aux lettres est pleine. Vérifiez votre compte dans les 24 heures.",
+    "Su buzón está lleno. Verifique su cuenta dentro de 24 horas o será suspendida.",
+    "Sua caixa de entrada cheia: verifique sua conta em 24 horas.",
+])
+def test_credential_lures_in_several_languages(text: str) -> None:
+    assert {"content.credential_lure", "content.urgency"} <= analyze(build(body=text))
+
+
+def test_brand_in_display_name_from_an_unrelated_domain() -> None:
+    found = content.analyze(build(from_="Microsoft account team <no-reply@access-security.example>"), Context())
+    assert [s.id for s in found if s.id == "content.brand_impersonation"] == ["content.brand_impersonation"]
+
+
+def test_brand_in_display_name_from_the_brand_itself() -> None:
+    assert "content.brand_impersonation" not in analyze(build(from_="Microsoft <account@microsoft.com>"))
+    assert "content.brand_impersonation" not in analyze(
+        build(from_='"Martin via Docusign" <dse@eumail.docusign.net>'))
+
+
+def test_look_alike_letters_are_folded_and_flagged() -> None:
+    found = analyze(build(from_="=?utf-8?b?4Y+e0LVkZ9C1cg==?= <x@mail.example>", subject="Verify your waIIet"))
+    assert "content.brand_impersonation" in found  # "Ꮮеdgеr" reads as Ledger
+    assert "content.credential_lure" in found  # "waIIet" reads as wallet
+
+
+def test_gift_card_ask_from_free_mail() -> None:
+    found = analyze(build(from_="Adrian Kell <adriankell.office@gmail.com>", subject="quick favour",
+                          body="Are you at your desk? I need you to buy Apple gift cards and send me the codes."))
+    assert {"content.secrecy", "content.payment_request", "content.freemail_lure"} <= found
+
+
+def test_random_token_and_emoji_in_subject() -> None:
+    found = analyze(build(subject="🎁 Saldo disponível-WBmmvfJdFtGqOvWw"))
+    assert {"content.random_token", "content.subject_symbols"} <= found
+
+
+def test_recipient_address_pasted_into_subject() -> None:
+    assert "content.recipient_in_subject" in analyze(build(to="bob@acme-corp.com",
+                                                           subject="bob@acme-corp.com, please verify"))
+
+
+@pytest.mark.parametrize("body", [
+    "Hi Bob, the minutes from Tuesday are attached. Let me know if I missed anything.",
+    "Your GitHub password was changed. If you did this, you can ignore this message.",
+    "Thanks for your order. Your receipt is attached.",
+])
+def test_ordinary_business_mail_is_quiet(body: str) -> None:
+    assert analyze(build(body=body)) == set()
