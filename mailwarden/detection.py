@@ -105,6 +105,9 @@ class DetectionData:
     lures: tuple[LureCategory, ...]
     brands: tuple[Brand, ...]
     brand_pattern: re.Pattern[str] | None
+    role_pattern: re.Pattern[str] | None
+    collapsed_brand_names: dict[str, str]
+    brand_domains: frozenset[str]
     free_hosting: tuple[str, ...]
     file_sharing: tuple[str, ...]
     shorteners: frozenset[str]
@@ -120,8 +123,21 @@ class DetectionData:
     def brands_named_in(self, folded_text: str) -> list[Brand]:
         if self.brand_pattern is None or not folded_text:
             return []
-        names = {m.group(0) for m in self.brand_pattern.finditer(folded_text)}
+        names = {" ".join(m.group(0).split()) for m in self.brand_pattern.finditer(folded_text)}
         return [b for b in self.brands if any(n in names for n in b.names)]
+
+    def is_brand_domain(self, registrable: str) -> bool:
+        return registrable in self.brand_domains
+
+    def brands_hidden_in(self, folded_name: str) -> list[Brand]:
+        """Brands spelt out with separators or typos in a short name ("A D A C", "Liberty_Mutual", "Microsft")."""
+        words = re.findall(r"[a-z0-9]+", folded_name)
+        tails = ["".join(words[i:]) for i in range(len(words))]  # collapsed text from each word start
+        keys = {key for name, key in self.collapsed_brand_names.items() if any(t.startswith(name) for t in tails)}
+        if not keys:
+            keys = {key for name, key in self.collapsed_brand_names.items()
+                    if len(name) >= 8 and any(_one_edit_apart(word, name) for word in words)}
+        return [b for b in self.brands if b.key in keys]
 
 
 def _read(name: str) -> str:
@@ -146,18 +162,24 @@ def load_detection_data() -> DetectionData:
     )
     brands = []
     all_names: list[str] = []
-    for key, table in _toml("brands.toml")["brands"].items():
+    brand_doc = _toml("brands.toml")
+    for key, table in brand_doc["brands"].items():
         names = tuple(fold(n) for n in table["names"])
         all_names.extend(names)
         pattern = _phrase_pattern(list(names))
         assert pattern is not None, f"brand {key} has no names"
         brands.append(Brand(key, names, frozenset(d.lower() for d in table["domains"]), pattern))
+    roles = _phrase_pattern(brand_doc["roles"]["names"])
     hosting = _toml("hosting.toml")
     attachments = _toml("attachments.toml")
     return DetectionData(
         lures=lures,
         brands=tuple(brands),
         brand_pattern=_phrase_pattern(all_names),
+        role_pattern=roles,
+        brand_domains=frozenset(d for b in brands for d in b.domains),
+        collapsed_brand_names={n.replace(" ", "").replace("-", ""): b.key for b in brands for n in b.names
+                               if len(n.replace(" ", "")) >= 6},
         free_hosting=tuple(hosting["free_hosting"]["suffixes"]),
         file_sharing=tuple(hosting["free_hosting"]["file_sharing"]),
         shorteners=frozenset(hosting["shorteners"]["suffixes"]),
@@ -170,6 +192,18 @@ def load_detection_data() -> DetectionData:
             for name, t in attachments.items()
         },
     )
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """One deletion, insertion, substitution or adjacent swap apart (and not equal)."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+                                  and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
 
 
 def host_matches(host: str, suffixes: tuple[str, ...] | frozenset[str]) -> str | None:

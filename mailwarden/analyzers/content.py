@@ -36,6 +36,8 @@ SIGNALS = (
     "content.unsubscribe_without_header",
     "content.advance_fee",
     "content.freemail_lure",
+    "content.role_name_freemail",
+    "content.counter_in_name",
 )
 
 MAX_TEXT = 20_000
@@ -49,9 +51,23 @@ _GENERIC_GREETING = re.compile(
     r"beste\s+klant|geachte\s+klant)\b")
 
 
-def _lures(folded: str, context: Context) -> list[Signal]:
+# What a brand's own, authenticated notifications say as a matter of course (sign-in alerts, resets).
+_EXPECTED_FROM_VERIFIED_BRANDS = {"content.credential_lure", "content.urgency"}
+
+
+def _verified_brand_sender(message: Message, context: Context) -> bool:
+    """Mail that passed DMARC for a domain of a well-known brand (a real DocuSign or Microsoft notice)."""
+    sender = message.from_
+    if sender is None or not context.data.is_brand_domain(sender.registrable_domain):
+        return False
+    return any(r.result == "pass" for ar in message.auth for r in ar.method("dmarc"))
+
+
+def _lures(folded: str, context: Context, skip: set[str]) -> list[Signal]:
     signals = []
     for category in context.data.lures:
+        if category.signal in skip:
+            continue
         found = category.matches(folded)
         if found:
             factor = _HIT_FACTORS[min(len(found), 3)]
@@ -73,6 +89,27 @@ def _freemail_lure(message: Message, lures: list[Signal], context: Context) -> l
 _ASKING_LURES = {"content.credential_lure", "content.prize_lure", "content.payment_request", "content.advance_fee"}
 
 
+_COUNTER = re.compile(r"\(\s*\d{1,3}\s*\)")
+
+
+def _sender_name_tricks(message: Message, context: Context) -> list[Signal]:
+    sender = message.from_
+    if sender is None or not sender.display_name:
+        return []
+    signals = []
+    name = fold(sender.display_name)
+    role = context.data.role_pattern
+    if sender.registrable_domain in context.data.freemail and role is not None and role.search(name):
+        signals.append(context.signal("content.role_name_freemail",
+                                      f"a free-mail account named like a company function: {sender.display_name}",
+                                      display_name=sender.display_name, sender=sender.email))
+    if _COUNTER.search(name):
+        signals.append(context.signal("content.counter_in_name",
+                                      f"sender name imitates a notification counter: {sender.display_name}",
+                                      display_name=sender.display_name))
+    return signals
+
+
 def _own_or_partner(domain: str, context: Context) -> bool:
     return context.org.is_own_domain(domain) or context.org.partner_for_domain(domain) is not None
 
@@ -85,7 +122,8 @@ def _brand_impersonation(message: Message, context: Context) -> list[Signal]:
     sending |= {r.domain.lower() for ar in message.auth for r in ar.method("dkim") if r.result == "pass" and r.domain}
     signals = []
     local_and_name = fold(f"{sender.display_name} {sender.local_part.replace('.', ' ').replace('-', ' ')}")
-    for brand in context.data.brands_named_in(local_and_name):
+    named = context.data.brands_named_in(local_and_name) or context.data.brands_hidden_in(fold(sender.display_name))
+    for brand in named:
         if not _sent_by(brand.domains, sending):
             signals.append(context.signal(
                 "content.brand_impersonation",
@@ -137,14 +175,17 @@ def unmask_i_for_l(text: str) -> str:
     return _I_FOR_L.sub(lambda m: "l" * len(m.group(0)), text) if "I" in text else text
 
 
+def _char_class(ch: str) -> int:
+    return 0 if ch.isdigit() else 1 if ch.isupper() else 2
+
+
 def _is_random_token(word: str) -> bool:
     upper = sum(ch.isupper() for ch in word)
     lower = sum(ch.islower() for ch in word)
     if upper < 3 or lower < 3:
         return False
-    switches = sum(1 for a, b in itertools.pairwise(word) if a.isupper() != b.isupper() and a.isalpha()
-                   and b.isalpha())
-    return switches >= 5
+    switches = sum(1 for a, b in itertools.pairwise(word) if _char_class(a) != _char_class(b))
+    return switches >= 6
 
 
 def _subject_tricks(message: Message, context: Context) -> list[Signal]:
@@ -179,11 +220,13 @@ def _mostly_non_latin(text: str) -> bool:
 def analyze(message: Message, context: Context) -> list[Signal]:
     name = message.from_.display_name if message.from_ else ""
     folded = fold(unmask_i_for_l(f"{message.subject}\n{name}\n{message.text[:MAX_TEXT]}"))
-    signals = _lures(folded, context)
+    signals = _lures(folded, context, _EXPECTED_FROM_VERIFIED_BRANDS if _verified_brand_sender(message, context)
+                     else set())
     signals += _freemail_lure(message, signals, context)
     signals += _subject_tricks(message, context)
     signals += _layout(message, folded, context)
     signals += _brand_impersonation(message, context)
+    signals += _sender_name_tricks(message, context)
     if _GENERIC_GREETING.search(folded):
         signals.append(context.signal("content.generic_greeting", "impersonal greeting (\"dear customer\")"))
     signals += _recipient_in_subject(message, context)

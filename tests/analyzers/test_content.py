@@ -62,3 +62,33 @@ def test_recipient_address_pasted_into_subject() -> None:
 ])
 def test_ordinary_business_mail_is_quiet(body: str) -> None:
     assert analyze(build(body=body)) == set()
+
+
+def test_free_mail_account_named_like_a_company_function() -> None:
+    found = analyze(build(from_="Customer Support Team <helpdesk.team1988@gmail.com>"))
+    assert "content.role_name_freemail" in found
+    assert "content.role_name_freemail" not in analyze(build(from_="Customer Support <support@example.org>"))
+
+
+def test_notification_counter_in_the_sender_name() -> None:
+    assert "content.counter_in_name" in analyze(build(from_='"NEW MESSAGE (1)" <m@chat.example>'))
+
+
+@pytest.mark.parametrize("name", ["Liberty_Mutual_Team", "Conta Microsft - Atendimento"])
+def test_brands_spelt_with_separators_or_a_typo(name: str) -> None:
+    assert "content.brand_impersonation" in analyze(build(from_=f'"{name}" <x@mailer.example>'))
+
+
+@pytest.mark.parametrize("name", ["Starling Bank", "Trevor Johnston", "Ingrid Bergman"])
+def test_names_that_merely_contain_a_brand_are_not_impersonation(name: str) -> None:
+    assert "content.brand_impersonation" not in analyze(build(from_=f'"{name}" <x@mailer.example>'))
+
+
+def test_a_verified_brand_notice_may_ask_to_sign_in() -> None:
+    body = "Unusual sign-in activity. Review document now. Verify your identity within 24 hours."
+    headers = {"Authentication-Results": "mx.acme.example; dkim=pass header.d=docusign.net; dmarc=pass "
+                                         "header.from=docusign.net"}
+    genuine = build(from_="DocuSign <dse@docusign.net>", body=body, headers=headers, authserv_id="mx.acme.example")
+    assert "content.credential_lure" not in analyze(genuine)
+    forged = build(from_="DocuSign <dse@docusign.net>", body=body)
+    assert "content.credential_lure" in analyze(forged)
