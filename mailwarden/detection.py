@@ -53,6 +53,18 @@ def fold(text: str) -> str:
     return _fold_short(text) if len(text) < 200 else _fold(text)
 
 
+def is_foreign_in_latin_word(word: str) -> bool:
+    """A word of Latin letters carrying a letter or mark of another script ("e\u0337ntrega", "servicesܿ")."""
+    if not any(c.isascii() and c.isalpha() for c in word):
+        return False
+    for ch in unicodedata.normalize("NFC", word):
+        if ch.isascii() or not (ch.isalpha() or unicodedata.category(ch).startswith("M")):
+            continue
+        if not unicodedata.name(ch, "").startswith("LATIN"):
+            return True
+    return False
+
+
 def is_disguised_letter(ch: str) -> bool:
     """A letter from another script that renders like a Latin one, or a styled (maths) alphabet letter."""
     if ch.isascii():

@@ -10,7 +10,7 @@ import itertools
 import re
 from typing import TYPE_CHECKING
 
-from mailwarden.detection import fold, is_disguised_letter
+from mailwarden.detection import fold, is_disguised_letter, is_foreign_in_latin_word
 
 if TYPE_CHECKING:
     from mailwarden.message import Message
@@ -38,9 +38,14 @@ SIGNALS = (
     "content.freemail_lure",
     "content.role_name_freemail",
     "content.counter_in_name",
+    "content.hidden_text",
+    "content.image_only",
+    "content.shouting_subject",
 )
 
 MAX_TEXT = 20_000
+# Newsletters hide a short preview line ("preheader"); padding to fool filters is far longer.
+HIDDEN_TEXT_ALLOWANCE = 200
 # How strongly N distinct phrases of one category count (one phrase is weak, three are conclusive).
 _HIT_FACTORS = (0.0, 0.5, 0.8, 1.0)
 
@@ -89,6 +94,7 @@ def _freemail_lure(message: Message, lures: list[Signal], context: Context) -> l
 _ASKING_LURES = {"content.credential_lure", "content.prize_lure", "content.payment_request", "content.advance_fee"}
 
 
+_WORD = re.compile(r"[\w\u0300-\u036f\u0700-\u074f\u20d0-\u20ff]+")
 _COUNTER = re.compile(r"\(\s*\d{1,3}\s*\)")
 
 
@@ -157,6 +163,7 @@ def _obfuscated(message: Message, context: Context) -> list[Signal]:
     """Letters from other scripts or styled alphabets in the subject/sender name to defeat filters."""
     visible = message.subject + " " + (message.from_.display_name if message.from_ else "")
     disguised = sum(1 for ch in visible if is_disguised_letter(ch)) + len(_I_FOR_L.findall(visible))
+    disguised += 2 * sum(1 for word in _WORD.findall(visible) if is_foreign_in_latin_word(word))
     if disguised >= 2 and not _mostly_non_latin(visible):
         return [context.signal("content.obfuscated_text", f"look-alike or styled letters in: {visible[:80]}",
                                text=visible[:160])]
@@ -195,6 +202,9 @@ def _subject_tricks(message: Message, context: Context) -> list[Signal]:
     if symbols:
         signals.append(context.signal("content.subject_symbols", f"emoji or symbols in the subject: {subject[:60]}",
                                       symbols="".join(symbols[:10])))
+    letters = [ch for ch in subject if ch.isalpha()]
+    if len(letters) >= 12 and sum(ch.isupper() for ch in letters) > 0.7 * len(letters):
+        signals.append(context.signal("content.shouting_subject", f"subject in capitals: {subject[:60]}"))
     tokens = [w for w in _RANDOM_TOKEN.findall(subject) if _is_random_token(w)]
     if tokens:
         signals.append(context.signal("content.random_token", f"random-looking token in the subject: {tokens[0]}",
@@ -206,6 +216,12 @@ def _layout(message: Message, folded: str, context: Context) -> list[Signal]:
     signals = []
     if message.html and not message.text_plain.strip() and message.urls:
         signals.append(context.signal("content.html_only", "HTML-only message with links (no plain-text part)"))
+    hidden = sum(doc.hidden_text_chars for doc in message.html)
+    if hidden > HIDDEN_TEXT_ALLOWANCE:
+        signals.append(context.signal("content.hidden_text", f"{hidden} characters of text hidden from the reader",
+                                      hidden_chars=hidden))
+    if message.html and len(message.text_html.strip()) < 120 and message.urls and not message.text_plain.strip():
+        signals.append(context.signal("content.image_only", "HTML with links but almost no text (an image to click)"))
     if message.header("List-Unsubscribe") is None and _UNSUBSCRIBE.search(folded[-3000:]):
         signals.append(context.signal("content.unsubscribe_without_header",
                                       "bulk mail with an unsubscribe text but no List-Unsubscribe header"))

@@ -92,3 +92,21 @@ def test_a_verified_brand_notice_may_ask_to_sign_in() -> None:
     assert "content.credential_lure" not in analyze(genuine)
     forged = build(from_="DocuSign <dse@docusign.net>", body=body)
     assert "content.credential_lure" in analyze(forged)
+
+
+def test_text_hidden_from_the_reader_beyond_a_preheader() -> None:
+    padding = "<div style='display:none'>" + "lorem ipsum dolor " * 30 + "</div>"
+    assert "content.hidden_text" in analyze(build(html=f"<p>Pay now</p>{padding}<a href='https://x.example'>go</a>"))
+    preheader = "<span style='display:none;font-size:0'>Your March statement is ready</span>"
+    assert "content.hidden_text" not in analyze(build(html=f"{preheader}<p>Statement attached.</p>"))
+
+
+def test_html_that_is_only_a_picture_to_click() -> None:
+    message = build(html='<a href="https://promo.example/x"><img src="cid:banner"></a>', body="")
+    assert "content.image_only" in analyze(message)
+
+
+def test_shouting_subject_and_foreign_marks_in_latin_words() -> None:
+    assert "content.shouting_subject" in analyze(build(subject="URGENT NOTICE FROM THE BANK"))
+    assert "content.obfuscated_text" in analyze(build(subject="Fa\u0337lha na e\u0337ntre\u0337ga pendente"))
+    assert "content.obfuscated_text" not in analyze(build(subject="Façade rénovée à Zürich"))
