@@ -141,11 +141,26 @@ class DetectionData:
     def is_brand_domain(self, registrable: str) -> bool:
         return registrable in self.brand_domains
 
+    def brand_in_domain(self, registrable: str) -> Brand | None:
+        """A brand name at the start of a label of someone else's domain ("paypal-secure.example")."""
+        if registrable in self.brand_domains or registrable in _SHARED_TENANT_DOMAINS:
+            return None
+        label = registrable.split(".")[0]
+        segments = re.split(r"[-0-9]+", label)
+        tails = ["".join(segments[i:]) for i in range(len(segments)) if segments[i]]
+        for name, key in self.collapsed_brand_names.items():
+            if len(name) >= 5 and any(t.startswith(name) for t in tails):
+                brand = next(b for b in self.brands if b.key == key)
+                if not any(registrable == d or registrable.endswith("." + d) for d in brand.domains):
+                    return brand
+        return None
+
     def brands_hidden_in(self, folded_name: str) -> list[Brand]:
         """Brands spelt out with separators or typos in a short name ("A D A C", "Liberty_Mutual", "Microsft")."""
         words = re.findall(r"[a-z0-9]+", folded_name)
         tails = ["".join(words[i:]) for i in range(len(words))]  # collapsed text from each word start
-        keys = {key for name, key in self.collapsed_brand_names.items() if any(t.startswith(name) for t in tails)}
+        keys = {key for name, key in self.collapsed_brand_names.items()
+                if len(name) >= 6 and any(t.startswith(name) for t in tails)}
         if not keys:
             keys = {key for name, key in self.collapsed_brand_names.items()
                     if len(name) >= 8 and any(_one_edit_apart(word, name) for word in words)}
@@ -190,8 +205,8 @@ def load_detection_data() -> DetectionData:
         brand_pattern=_phrase_pattern(all_names),
         role_pattern=roles,
         brand_domains=frozenset(d for b in brands for d in b.domains),
-        collapsed_brand_names={n.replace(" ", "").replace("-", ""): b.key for b in brands for n in b.names
-                               if len(n.replace(" ", "")) >= 6},
+        collapsed_brand_names={re.sub(r"[^a-z0-9]", "", n): b.key for b in brands for n in b.names
+                               if len(re.sub(r"[^a-z0-9]", "", n)) >= 5},
         free_hosting=tuple(hosting["free_hosting"]["suffixes"]),
         file_sharing=tuple(hosting["free_hosting"]["file_sharing"]),
         shorteners=frozenset(hosting["shorteners"]["suffixes"]),
@@ -204,6 +219,10 @@ def load_detection_data() -> DetectionData:
             for name, t in attachments.items()
         },
     )
+
+
+# Domains a brand hands out to its customers: the brand name in them is not a claim.
+_SHARED_TENANT_DOMAINS = frozenset({"onmicrosoft.com", "sharepoint.com", "zendesk.com", "force.com"})
 
 
 def _one_edit_apart(a: str, b: str) -> bool:

@@ -41,6 +41,8 @@ SIGNALS = (
     "content.hidden_text",
     "content.image_only",
     "content.shouting_subject",
+    "content.brand_in_sender_domain",
+    "content.brand_in_link_domain",
 )
 
 MAX_TEXT = 20_000
@@ -120,7 +122,7 @@ def _own_or_partner(domain: str, context: Context) -> bool:
     return context.org.is_own_domain(domain) or context.org.partner_for_domain(domain) is not None
 
 
-def _brand_impersonation(message: Message, context: Context) -> list[Signal]:
+def _brand_impersonation(message: Message, context: Context, lures: list[Signal]) -> list[Signal]:
     sender = message.from_
     if sender is None or not sender.domain or _own_or_partner(sender.domain, context):
         return []
@@ -136,11 +138,33 @@ def _brand_impersonation(message: Message, context: Context) -> list[Signal]:
                 f"sender name claims to be {brand.key} but mail is from {sender.domain}",
                 brand=brand.key, from_domain=sender.domain))
             return signals
+    if not any(s.id in _ASKING_LURES for s in lures):
+        return signals  # a brand in a subject is news or discussion unless the message also asks for something
     for brand in context.data.brands_named_in(fold(message.subject)):
         if brand.domains and not _sent_by(brand.domains, sending):
             signals.append(context.signal(
                 "content.brand_in_subject", f"subject names {brand.key} but mail is from {sender.domain}",
                 brand=brand.key, from_domain=sender.domain))
+            break
+    return signals
+
+
+def _brand_in_domains(message: Message, context: Context) -> list[Signal]:
+    """Someone else's domain built around a brand name: "samsclub-survey.example", "paypal-secure.example"."""
+    signals = []
+    sender = message.from_
+    if sender and sender.domain and not _own_or_partner(sender.domain, context):
+        brand = context.data.brand_in_domain(sender.registrable_domain)
+        if brand:
+            signals.append(context.signal("content.brand_in_sender_domain",
+                                          f"sender domain {sender.registrable_domain} is built on the {brand.key} brand",
+                                          brand=brand.key, domain=sender.registrable_domain))
+    for url in message.urls:
+        brand = context.data.brand_in_domain(url.registrable_domain)
+        if brand and not _own_or_partner(url.registrable_domain, context):
+            signals.append(context.signal("content.brand_in_link_domain",
+                                          f"link to {url.registrable_domain}, built on the {brand.key} brand",
+                                          brand=brand.key, domain=url.registrable_domain, url=url.url))
             break
     return signals
 
@@ -241,8 +265,9 @@ def analyze(message: Message, context: Context) -> list[Signal]:
     signals += _freemail_lure(message, signals, context)
     signals += _subject_tricks(message, context)
     signals += _layout(message, folded, context)
-    signals += _brand_impersonation(message, context)
+    signals += _brand_impersonation(message, context, signals)
     signals += _sender_name_tricks(message, context)
+    signals += _brand_in_domains(message, context)
     if _GENERIC_GREETING.search(folded):
         signals.append(context.signal("content.generic_greeting", "impersonal greeting (\"dear customer\")"))
     signals += _recipient_in_subject(message, context)

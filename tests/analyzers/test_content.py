@@ -110,3 +110,16 @@ def test_shouting_subject_and_foreign_marks_in_latin_words() -> None:
     assert "content.shouting_subject" in analyze(build(subject="URGENT NOTICE FROM THE BANK"))
     assert "content.obfuscated_text" in analyze(build(subject="Fa\u0337lha na e\u0337ntre\u0337ga pendente"))
     assert "content.obfuscated_text" not in analyze(build(subject="Façade rénovée à Zürich"))
+
+
+def test_domains_built_on_a_brand_name() -> None:
+    found = analyze(build(from_="Support <help@support-trustwallet.example>",
+                          body="Go to https://paypal-resolution-center.example/login"))
+    assert {"content.brand_in_sender_domain", "content.brand_in_link_domain"} <= found
+    assert not {"content.brand_in_sender_domain", "content.brand_in_link_domain"} & analyze(
+        build(from_="Starling <no-reply@starlingbank.com>", body="See https://www.paypal.com/activity"))
+
+
+def test_a_brand_in_the_subject_counts_only_with_a_request() -> None:
+    assert "content.brand_in_subject" not in analyze(build(subject="Google releases a new CVS mirror"))
+    assert "content.brand_in_subject" in analyze(build(subject="Your Apple ID", body="Verify your account now."))
