@@ -156,9 +156,10 @@ def _brand_in_domains(message: Message, context: Context) -> list[Signal]:
     if sender and sender.domain and not _own_or_partner(sender.domain, context):
         brand = context.data.brand_in_domain(sender.registrable_domain)
         if brand:
+            domain = sender.registrable_domain
             signals.append(context.signal("content.brand_in_sender_domain",
-                                          f"sender domain {sender.registrable_domain} is built on the {brand.key} brand",
-                                          brand=brand.key, domain=sender.registrable_domain))
+                                          f"sender domain {domain} is built on the {brand.key} brand",
+                                          brand=brand.key, domain=domain))
     for url in message.urls:
         brand = context.data.brand_in_domain(url.registrable_domain)
         if brand and not _own_or_partner(url.registrable_domain, context):
