@@ -27,6 +27,9 @@ _CONFUSABLES = str.maketrans({
 })
 
 
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+
+
 @lru_cache(maxsize=4096)
 def _fold_short(text: str) -> str:
     return _fold(text)
@@ -44,8 +47,7 @@ def _fold(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).translate(_CONFUSABLES).lower()
     if text.isascii():
         return text
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return _COMBINING.sub("", unicodedata.normalize("NFKD", text))
 
 
 def fold(text: str) -> str:
@@ -128,6 +130,7 @@ class DetectionData:
     freemail: frozenset[str]
     abused_tlds: frozenset[str]
     attachment_classes: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
+    domain_brand_cache: dict[str, Brand | None] = field(default_factory=dict, compare=False, repr=False)
 
     def lure(self, name: str) -> LureCategory:
         return next(c for c in self.lures if c.name == name)
@@ -143,6 +146,13 @@ class DetectionData:
 
     def brand_in_domain(self, registrable: str) -> Brand | None:
         """A brand name at the start of a label of someone else's domain ("paypal-secure.example")."""
+        if registrable not in self.domain_brand_cache:
+            if len(self.domain_brand_cache) > 100_000:
+                self.domain_brand_cache.clear()
+            self.domain_brand_cache[registrable] = self._brand_in_domain(registrable)
+        return self.domain_brand_cache[registrable]
+
+    def _brand_in_domain(self, registrable: str) -> Brand | None:
         if registrable in self.brand_domains or registrable in _SHARED_TENANT_DOMAINS:
             return None
         label = registrable.split(".")[0]
