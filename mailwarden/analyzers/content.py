@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import itertools
 import re
+from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
 from mailwarden.detection import fold, is_disguised_letter, is_foreign_in_latin_word
+from mailwarden.message import Address
+from mailwarden.urls import to_ascii_host
 
 if TYPE_CHECKING:
     from mailwarden.message import Message
@@ -122,8 +125,35 @@ def _own_or_partner(domain: str, context: Context) -> bool:
     return context.org.is_own_domain(domain) or context.org.partner_for_domain(domain) is not None
 
 
+# An inline forwarded header block: "From: ..." then "Sent:/Date: ..." (as mail clients write it, in several languages).
+_FORWARDED_FROM = re.compile(
+    r"^[ \t>*]*(?:from|de|von|van|da|fran|od|от)\s*:\s*(?P<sender>[^\n]{3,200})\n(?:[^\n]*\n){0,2}?[ \t>*]*"
+    r"(?:sent|date|enviado|enviada|gesendet|datum|envoye|verzonden|inviato|data|fecha|skickat)\s*:",
+    re.IGNORECASE | re.MULTILINE)
+
+
+def forwarded_sender(message: Message) -> Address | None:
+    """The original sender of a message forwarded inline near the top of the body, if any."""
+    match = _FORWARDED_FROM.search(message.text_plain[:3000] or message.text_html[:3000])
+    if not match:
+        return None
+    display, email_addr = parseaddr(match.group("sender"))
+    local, _, domain = email_addr.rpartition("@")
+    if not local or "." not in domain:
+        return None
+    ascii_domain, unicode_domain = to_ascii_host(domain)
+    return Address(display.strip(), email_addr.lower(), local, ascii_domain, unicode_domain)
+
+
 def _brand_impersonation(message: Message, context: Context, lures: list[Signal]) -> list[Signal]:
     sender = message.from_
+    forwarded = forwarded_sender(message)
+    if forwarded is not None and (sender is None or forwarded.registrable_domain != sender.registrable_domain):
+        found = _impersonated_brand(forwarded, message, context)
+        if found:
+            return [context.signal("content.brand_impersonation",
+                                   f"forwarded message claims to be {found} but came from {forwarded.domain}",
+                                   brand=found, from_domain=forwarded.domain, forwarded=True)]
     if sender is None or not sender.domain or _own_or_partner(sender.domain, context):
         return []
     sending = {sender.registrable_domain}
@@ -168,6 +198,16 @@ def _brand_in_domains(message: Message, context: Context) -> list[Signal]:
                                           brand=brand.key, domain=url.registrable_domain, url=url.url))
             break
     return signals
+
+
+def _impersonated_brand(sender: Address, message: Message, context: Context) -> str | None:
+    if _own_or_partner(sender.domain, context):
+        return None
+    name = fold(f"{sender.display_name} {sender.local_part.replace('.', ' ').replace('-', ' ')}")
+    for brand in context.data.brands_named_in(name) or context.data.brands_hidden_in(fold(sender.display_name)):
+        if not _sent_by(brand.domains, {sender.registrable_domain}):
+            return brand.key
+    return None
 
 
 def _sent_by(brand_domains: frozenset[str], sending: set[str]) -> bool:

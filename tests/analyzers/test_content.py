@@ -123,3 +123,12 @@ def test_domains_built_on_a_brand_name() -> None:
 def test_a_brand_in_the_subject_counts_only_with_a_request() -> None:
     assert "content.brand_in_subject" not in analyze(build(subject="Google releases a new CVS mirror"))
     assert "content.brand_in_subject" in analyze(build(subject="Your Apple ID", body="Verify your account now."))
+
+
+def test_brand_impersonation_inside_an_inline_forward() -> None:
+    body = ("________________________________\nDe: McAfee Department <offers@temoisgsiqnl.example>\n"
+            "Enviado: segunda-feira, 16 de janeiro de 2026 08:31\nPara: bob@acme-corp.com\n\nSave 67% today")
+    found = content.analyze(build(from_="Bob <bob@acme-corp.com>", subject="ENC: Save up to 67%", body=body),
+                            Context())
+    impersonation = [s for s in found if s.id == "content.brand_impersonation"]
+    assert impersonation and impersonation[0].evidence["forwarded"] is True
