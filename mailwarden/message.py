@@ -12,9 +12,11 @@ import html as html_lib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from email import message_from_bytes
+from email.errors import HeaderParseError
+from email.feedparser import BytesFeedParser
 from email.header import decode_header
 from email.message import Message as EmailMessage
+from email.parser import BytesParser
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr
 
@@ -30,9 +32,11 @@ class Limits:
     max_depth: int = 20
     max_parts: int = 500
     max_header_chars: int = 64 * 1024
+    max_header_fields: int = 1000
     max_text_chars: int = 1_000_000
     max_html_bytes: int = 4 * 1024 * 1024
     max_urls: int = 500
+    max_lines: int = 500_000
     attachments: AttachmentLimits = field(default_factory=AttachmentLimits)
 
 
@@ -107,6 +111,7 @@ class Message:
     defects: tuple[Defect, ...]
     size: int
     envelope: Envelope | None = None
+    raw: bytes = field(default=b"", repr=False, compare=False)  # as received (DKIM/ARC verify these bytes)
 
     def header(self, name: str) -> str | None:
         """The first value of a header field (unfolded), or None."""
@@ -134,9 +139,13 @@ class Message:
 
 # --- headers -------------------------------------------------------------------------------------
 
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
 def _text_of(value: object) -> str:
+    """A header value as text (compat32 hands out a Header object when the value has 8-bit bytes)."""
     text = str(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in text):
+    if _ESCAPED_BYTE.search(text):
         raw = text.encode("utf-8", "surrogateescape")
         try:
             return raw.decode("utf-8")
@@ -151,7 +160,7 @@ def decode_words(value: str, defects: list[Defect] | None = None) -> str:
         return " ".join(value.split())
     try:
         chunks = decode_header(value)
-    except (ValueError, IndexError, AssertionError):
+    except (ValueError, IndexError, AssertionError, HeaderParseError):
         if defects is not None:
             defects.append(Defect("bad_encoded_word", value[:80]))
         return " ".join(value.split())
@@ -164,21 +173,31 @@ def decode_words(value: str, defects: list[Defect] | None = None) -> str:
     return " ".join("".join(out).split())
 
 
+# Codecs Python has that no mail charset is: slow on hostile input (punycode is quadratic) or useless.
+_NOT_MAIL_CHARSETS = frozenset({"punycode", "idna", "undefined"})
+
+
 def _decode_bytes(data: bytes, charset: str | None, defects: list[Defect] | None) -> str:
     name = (charset or "utf-8").lower().strip()
     if name in ("unknown-8bit", "x-unknown", ""):
         name = "utf-8"
     try:
-        codecs.lookup(name)
-    except LookupError:
+        info = codecs.lookup(name)
+        known = info._is_text_encoding and info.name not in _NOT_MAIL_CHARSETS
+    except (LookupError, ValueError):  # ValueError: a name with a NUL in it
+        known = False
+    if not known:
         if defects is not None:
             defects.append(Defect("unknown_charset", name[:40]))
         name = "utf-8"
     try:
         return data.decode(name)
-    except UnicodeDecodeError:
+    except UnicodeError:
+        if defects is not None:
+            defects.append(Defect("charset_decode_error", f"text is not valid {name[:40]}"))
+    try:
         return data.decode(name, errors="replace")
-    except LookupError:  # codecs that look up fine but fail on use
+    except UnicodeError:  # codecs that cannot replace (utf-7 can, but be safe)
         return data.decode("utf-8", errors="replace")
 
 
@@ -252,11 +271,11 @@ def _received_hop(raw: str) -> ReceivedHop:
 
 def _trusted_auth(headers: list[tuple[str, str]], authserv_id: str | None) -> tuple[AuthResults, ...]:
     """Auth results from our own boundary (authserv-id); without one configured, the topmost header."""
-    parsed = [parse_authentication_results(v) for k, v in headers if k.lower() == "authentication-results"]
+    values = [v for k, v in headers if k.lower() == "authentication-results"]
     if authserv_id is None:
-        return tuple(parsed[:1])
+        return tuple(parse_authentication_results(v) for v in values[:1])
     wanted = authserv_id.lower()
-    return tuple(ar for ar in parsed if ar.authserv_id == wanted)
+    return tuple(ar for ar in map(parse_authentication_results, values) if ar.authserv_id == wanted)
 
 
 # --- body ----------------------------------------------------------------------------------------
@@ -293,7 +312,7 @@ def _part_text(part: EmailMessage, payload: bytes, defects: list[Defect]) -> str
 
 
 def _is_attachment(part: EmailMessage, content_type: str, filename: str) -> bool:
-    disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+    disposition = _text_of(part.get("Content-Disposition") or "").split(";")[0].strip().lower()
     if disposition == "attachment":
         return True
     if content_type in ("text/plain", "text/html"):
@@ -312,18 +331,32 @@ def _filename(part: EmailMessage, defects: list[Defect]) -> str:
     return decode_words(_text_of(name), defects)[:255]
 
 
+_BAD_QUOTED_PRINTABLE = re.compile(r"=(?![0-9A-Fa-f]{2}|[ \t]*(?:\r\n|\r|\n|$))")
+
+
+def _encoded_payload(part: EmailMessage) -> str | None:
+    """The body of a part as it was sent. Not get_payload(): that decodes 8-bit text with whatever codec
+    the part names as its charset (punycode raises, and takes quadratic time)."""
+    payload = getattr(part, "_payload", None)
+    return payload if isinstance(payload, str) else None
+
+
 def _payload(part: EmailMessage, defects: list[Defect]) -> bytes:
-    cte = (part.get("Content-Transfer-Encoding") or "").strip().lower()
+    cte = _text_of(part.get("Content-Transfer-Encoding") or "").strip().lower()
     if cte and cte not in ("7bit", "8bit", "binary", "base64", "quoted-printable", "x-uuencode", "uuencode"):
         defects.append(Defect("unknown_transfer_encoding", cte[:40]))
+    elif cte == "quoted-printable":
+        encoded = _encoded_payload(part)
+        if encoded is not None and _BAD_QUOTED_PRINTABLE.search(encoded):
+            defects.append(Defect("bad_quoted_printable", "'=' not followed by two hex digits or a line end"))
     try:
         data = part.get_payload(decode=True)
     except (ValueError, TypeError, AssertionError) as exc:
         defects.append(Defect("undecodable_payload", str(exc)[:80]))
         return b""
     if data is None:
-        raw = part.get_payload()
-        return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
+        raw = _encoded_payload(part)
+        return raw.encode("utf-8", "surrogateescape") if raw is not None else b""
     return data if isinstance(data, bytes) else b""
 
 
@@ -353,7 +386,7 @@ def _read_html(body: _Body, text: str, limits: Limits, defects: list[Defect]) ->
     if len(text) > limits.max_html_bytes:
         defects.append(Defect("html_truncated", f"HTML part over {limits.max_html_bytes} characters"))
         text = text[: limits.max_html_bytes]
-    document = parse_html(text, max_links=limits.max_urls)
+    document = parse_html(text, max_links=limits.max_urls + 1)
     body.html.append(document)
     body.html_text.append(document.text)
     found: list[Url] = []
@@ -361,7 +394,7 @@ def _read_html(body: _Body, text: str, limits: Limits, defects: list[Defect]) ->
         url = normalize(link.href, link.kind, link.text)
         if url:
             found.append(url)
-    found.extend(find_in_text(document.text, "text", limits.max_urls))
+    found.extend(find_in_text(document.text, "text", limits.max_urls + 1))
     _add_urls(body, found, limits, defects)
 
 
@@ -375,28 +408,38 @@ def _looks_like_html(text: str) -> bool:
     return head.lstrip()[:1] == "<" and len(_HTML_TAGS.findall(head)) >= 3
 
 
+def _email_defects(part: EmailMessage, defects: list[Defect]) -> None:
+    """The defects the stdlib parser recorded on one part, by their class names."""
+    for defect in getattr(part, "defects", []):
+        defects.append(Defect(type(defect).__name__, str(defect)[:120]))
+
+
 def _read_body(root: EmailMessage, limits: Limits, defects: list[Defect]) -> _Body:
     body = _Body()
     for part, depth in _walk(root, limits, defects):
-        for defect in getattr(part, "defects", []):
-            defects.append(Defect(type(defect).__name__, str(defect)[:120]))
         if part.is_multipart():
+            _email_defects(part, defects)
             continue
         content_type = part.get_content_type().lower()
         filename = _filename(part, defects)
         payload = _payload(part, defects)
+        _email_defects(part, defects)  # after decoding: base64 defects are only found then
         body.parts.append(Part(content_type, filename, len(payload), depth))
         if _is_attachment(part, content_type, filename):
             attachment = inspect_attachment(filename, content_type, payload, limits.attachments)
             body.attachments.append(attachment)
             if attachment.text:
-                _add_urls(body, find_in_text(attachment.text, f"attachment:{filename}", limits.max_urls),
+                _add_urls(body, find_in_text(attachment.text, f"attachment:{filename}", limits.max_urls + 1),
                           limits, defects)
             continue
         if body.text_chars >= limits.max_text_chars:
             defects.append(Defect("text_truncated", f"body text over {limits.max_text_chars} characters"))
             continue
-        text = _part_text(part, payload[: limits.max_text_chars * 4], defects)[: limits.max_text_chars]
+        room = limits.max_text_chars - body.text_chars
+        text = _part_text(part, payload[: room * 4], defects)
+        if len(text) > room or len(payload) > room * 4:
+            defects.append(Defect("text_truncated", f"body text over {limits.max_text_chars} characters"))
+            text = text[:room]
         body.text_chars += len(text)
         if content_type == "text/html" or _looks_like_html(text):
             _read_html(body, text, limits, defects)
@@ -404,8 +447,184 @@ def _read_body(root: EmailMessage, limits: Limits, defects: list[Defect]) -> _Bo
             if "&" in text and _ENTITY.search(text):
                 text = html_lib.unescape(text)
             body.plain.append(text)
-            _add_urls(body, find_in_text(text, "text", limits.max_urls), limits, defects)
+            _add_urls(body, find_in_text(text, "text", limits.max_urls + 1), limits, defects)
     return body
+
+
+# --- bounding the stdlib parser's work ----------------------------------------------------------
+#
+# email.feedparser checks every line against the boundary of every open multipart and reads nested
+# parts with nested generators (RecursionError near 1000 levels), so its cost grows with lines x depth.
+# Both are bounded on the bytes before it runs; what is left out is recorded as a defect.
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_NESTING_TYPE = re.compile(rb"^content-type:[\s\x1c-\x1f]*(?:multipart|message)/", re.IGNORECASE | re.MULTILINE)
+_HEADER_LINE = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[\t ]")  # feedparser's headerRE
+
+
+def _cap_lines(raw: bytes, limits: Limits, defects: list[Defect]) -> bytes:
+    lines = raw.count(b"\n") + raw.count(b"\r") - raw.count(b"\r\n")
+    if lines <= limits.max_lines:
+        return raw
+    defects.append(Defect("message_too_large", f"{lines} lines; only the first {limits.max_lines} read"))
+    for index, match in enumerate(_LINE_END.finditer(raw), start=1):
+        if index == limits.max_lines:
+            return raw[: match.end()]
+    return raw
+
+
+def _container(content_type: bytes | None, default_type: str) -> tuple[str, bytes | None]:
+    """The content type of a part from its raw Content-Type value, and its delimiter line if multipart."""
+    probe = EmailMessage()
+    probe.set_default_type(default_type)
+    if content_type is not None:
+        probe["Content-Type"] = content_type.decode("ascii", "surrogateescape").lstrip(" \t").rstrip("\r\n")
+    try:
+        ctype = probe.get_content_type()
+        boundary = probe.get_boundary() if ctype.startswith("multipart/") else None
+    except (ValueError, TypeError, IndexError, LookupError):
+        return "text/plain", None
+    if boundary is None:
+        return ctype, None
+    try:
+        return ctype, b"--" + boundary.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:  # a boundary no line can match
+        return ctype, b""
+
+
+def _needs_bounding(raw: bytes, limits: Limits) -> bool:
+    """Whether the message may hold more parts or deeper nesting than the limits (cheap, may say yes wrongly).
+
+    Parts of a multipart/digest are messages without saying so, hence half the depth in declarations.
+    """
+    if raw.count(b"\n--") + raw.count(b"\r--") > limits.max_parts:
+        return True
+    if raw.count(b":") > limits.max_header_fields * 50:  # every header field has one
+        return True
+    folded = raw.count(b"\n ") + raw.count(b"\n\t") + raw.count(b"\r ") + raw.count(b"\r\t")
+    if folded > limits.max_header_fields * 20:
+        return True
+    declarations = enumerate(_NESTING_TYPE.finditer(raw), start=1)
+    return any(count > limits.max_depth // 2 for count, _ in declarations)
+
+
+def _delimiter_level(line: bytes, open_: list[tuple[bytes | None, bool]]) -> tuple[int, bool] | None:
+    """Which open multipart a line delimits (innermost first, as feedparser checks), and whether it closes it."""
+    mark = line.rstrip(b"\r\n").rstrip(b" \t")
+    for level in range(len(open_) - 1, -1, -1):
+        delimiter = open_[level][0]
+        if delimiter and mark in (delimiter, delimiter + b"--"):
+            return level, mark != delimiter
+    return None
+
+
+def _bound_structure(raw: bytes, limits: Limits, defects: list[Defect]) -> bytes:
+    """Drop the content of parts nested deeper than max_depth, every part after max_parts, the header
+    fields of a part after max_header_fields (the stdlib's lookups are linear in them) and the folded
+    lines of a field past max_header_chars."""
+    if not _needs_bounding(raw, limits):
+        return raw
+    out: list[bytes] = []
+    open_: list[tuple[bytes | None, bool]] = []  # per open container: its delimiter (None: message/*), digest?
+    in_headers, skipping, dropped, parts = True, False, 0, 0
+    fields, dropping_field, extra_fields, field_bytes = 0, False, 0, 0
+    content_type: list[bytes] | None = None
+    reading_type = False
+    default_type = "text/plain"
+    for line in raw.splitlines(keepends=True):
+        found = _delimiter_level(line, open_) if line.startswith(b"--") and open_ else None
+        if found is not None:
+            level, closes = found
+            is_digest = open_[level][1]
+            del open_[level + 1 :]
+            if closes:  # the container ends
+                open_.pop()
+                in_headers = False
+            else:  # a new part begins
+                parts += 1
+                if parts > limits.max_parts:
+                    defects.append(Defect("too_many_parts", f"stopped after {limits.max_parts} parts"))
+                    break
+                in_headers, content_type, reading_type, fields = True, None, False, 0
+                default_type = "message/rfc822" if is_digest else "text/plain"
+            skipping = False
+            out.append(line)
+            continue
+        if skipping:
+            dropped += 1
+            continue
+        if not in_headers:
+            out.append(line)
+            continue
+        is_separator = line[:1] in (b"\r", b"\n")
+        if not is_separator and _HEADER_LINE.match(line):
+            if line[:1] in (b" ", b"\t"):  # a folded field goes on
+                field_bytes += len(line)
+                if dropping_field or field_bytes > limits.max_header_chars:
+                    extra_fields += not dropping_field
+                    dropping_field = True
+                    continue
+                if reading_type and content_type is not None:
+                    content_type.append(line)
+                out.append(line)
+                continue
+            reading_type = False
+            fields, field_bytes = fields + 1, len(line)
+            dropping_field = fields > limits.max_header_fields
+            if dropping_field:
+                extra_fields += 1
+                continue
+            if content_type is None and line[:13].lower() == b"content-type:":
+                content_type, reading_type = [line[13:]], True
+            out.append(line)
+            continue
+        reading_type = False
+        # the header block ends: what kind of part was it?
+        ctype, delimiter = _container(b"".join(content_type) if content_type is not None else None, default_type)
+        nests = delimiter is not None or (ctype.startswith("message/") and ctype != "message/delivery-status")
+        if is_separator:
+            out.append(line)
+        if nests and len(open_) >= limits.max_depth:
+            skipping = True
+            if not is_separator:
+                dropped += 1
+            continue
+        if not is_separator:
+            out.append(line)
+        if delimiter is not None:
+            open_.append((delimiter, ctype == "multipart/digest"))
+            in_headers = False
+        elif nests:  # an attached message: its own header block follows
+            open_.append((None, False))
+            content_type, reading_type, default_type, fields = None, False, "text/plain", 0
+        else:
+            in_headers = False
+    if dropped:
+        defects.append(Defect("mime_too_deep", f"{dropped} lines of parts below depth {limits.max_depth} not read"))
+    if extra_fields:
+        defects.append(Defect("header_too_long", f"{extra_fields} header fields over {limits.max_header_fields} "
+                              f"in a part, or over {limits.max_header_chars} characters, not read in full"))
+    if not dropped and not extra_fields and parts <= limits.max_parts:
+        return raw
+    return b"".join(out)
+
+
+_FEED_BYTES = 1 << 20
+
+
+def _parse_tree(raw: bytes, defects: list[Defect]) -> EmailMessage:
+    """The stdlib's MIME tree (compat32: fast and lenient), fed in slices to keep memory near the input size."""
+    try:
+        parser = BytesFeedParser(policy=compat32)
+        for start in range(0, len(raw), _FEED_BYTES):
+            parser.feed(raw[start : start + _FEED_BYTES])
+        return parser.close()
+    except (RecursionError, ValueError, TypeError, IndexError) as exc:  # the parser is lenient; be safe
+        defects.append(Defect("unparseable", f"{type(exc).__name__}: {str(exc)[:80]}"))
+    try:
+        return BytesParser(policy=compat32).parsebytes(raw, headersonly=True)
+    except (RecursionError, ValueError, TypeError, IndexError):
+        return EmailMessage()
 
 
 # --- entry point ---------------------------------------------------------------------------------
@@ -419,7 +638,11 @@ def _strip_mbox_line(raw: bytes) -> bytes:
 
 def _header_list(msg: EmailMessage, limits: Limits, defects: list[Defect]) -> list[tuple[str, str]]:
     headers: list[tuple[str, str]] = []
-    for name, value in msg.raw_items():
+    for index, (name, value) in enumerate(msg.raw_items()):
+        if index == limits.max_header_fields:
+            defects.append(Defect("header_too_long", f"header fields after the first {limits.max_header_fields} "
+                                  "not read"))
+            break
         text = _text_of(value)
         if len(text) > limits.max_header_chars:
             defects.append(Defect("header_too_long", f"{name} over {limits.max_header_chars} characters"))
@@ -445,11 +668,8 @@ def parse(
         defects.append(Defect("nul_bytes"))
         raw = raw.replace(b"\x00", b"")
     raw = _strip_mbox_line(raw)
-    try:
-        msg = message_from_bytes(raw, policy=compat32)
-    except (RecursionError, ValueError, TypeError, IndexError) as exc:  # the parser is lenient; be safe
-        defects.append(Defect("unparseable", f"{type(exc).__name__}: {str(exc)[:80]}"))
-        msg = message_from_bytes(raw.split(b"\n\n", 1)[0], policy=compat32)
+    raw = _bound_structure(_cap_lines(raw, limits, defects), limits, defects)
+    msg = _parse_tree(raw, defects)
     headers = _header_list(msg, limits, defects)
     try:
         body = _read_body(msg, limits, defects)
@@ -492,4 +712,5 @@ def parse(
         defects=tuple(defects),
         size=size,
         envelope=envelope,
+        raw=raw,
     )

@@ -41,10 +41,20 @@ class Url:
     port: int | None = None
 
 
-@lru_cache(maxsize=65536)
+# No DNS name is longer; longer "hosts" are kept as given, not converted or cached (IDNA is slow on them).
+MAX_HOST_CHARS = 253
+
+
 def registrable_domain(host: str) -> str:
     """The registrable domain (eTLD+1) of an ASCII host name; the host itself if it has none."""
     host = host.lower().rstrip(".")
+    if len(host) > MAX_HOST_CHARS:
+        return host
+    return _registrable_domain(host)
+
+
+@lru_cache(maxsize=65536)
+def _registrable_domain(host: str) -> str:
     if not host or is_ip_literal(host):
         return host
     found = _PSL.privatesuffix(host)
@@ -80,10 +90,16 @@ def _looks_like_numeric_ipv4(host: str) -> bool:
         not re.fullmatch(r"\d{1,3}", host)
 
 
-@lru_cache(maxsize=65536)
 def to_ascii_host(host: str) -> tuple[str, str]:
     """(ASCII, Unicode) forms of a host name; invalid IDNA is kept as given, lower-cased."""
     host = host.strip().strip(".").lower()
+    if len(host) > MAX_HOST_CHARS:
+        return host, host
+    return _to_ascii_host(host)
+
+
+@lru_cache(maxsize=65536)
+def _to_ascii_host(host: str) -> tuple[str, str]:
     if not host:
         return "", ""
     if host.isascii():
@@ -129,7 +145,8 @@ def normalize(raw: str, origin: str, anchor_text: str = "") -> Url | None:
         return None
     path = unquote(parts.path or "/")
     port_text = f":{port}" if port and port not in (80, 443) else ""
-    url = f"{scheme}://{ascii_host}{port_text}{parts.path or '/'}"
+    url_host = f"[{ascii_host}]" if ":" in ascii_host else ascii_host  # an IPv6 literal keeps its brackets
+    url = f"{scheme}://{url_host}{port_text}{parts.path or '/'}"
     if parts.query:
         url += "?" + parts.query
     ip = is_ip_literal(ascii_host)
