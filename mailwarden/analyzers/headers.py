@@ -40,6 +40,7 @@ _STRUCTURE_DEFECTS = {
     "InvalidMultipartContentTransferEncodingDefect", "MissingHeaderBodySeparatorDefect",
     "MisplacedEnvelopeHeaderDefect", "unparseable", "malformed_from", "nul_bytes", "undecodable_payload",
     "InvalidBase64PaddingDefect", "InvalidBase64CharactersDefect", "InvalidBase64LengthDefect",
+    "unknown_transfer_encoding", "unknown_charset", "bad_encoded_word",
 }
 
 
