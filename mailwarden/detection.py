@@ -117,6 +117,7 @@ class Brand:
 @dataclass(frozen=True)
 class DetectionData:
     lures: tuple[LureCategory, ...]
+    bec: tuple[LureCategory, ...]
     brands: tuple[Brand, ...]
     brand_pattern: re.Pattern[str] | None
     role_pattern: re.Pattern[str] | None
@@ -134,6 +135,9 @@ class DetectionData:
 
     def lure(self, name: str) -> LureCategory:
         return next(c for c in self.lures if c.name == name)
+
+    def bec_scheme(self, name: str) -> LureCategory:
+        return next(c for c in self.bec if c.name == name)
 
     def brands_named_in(self, folded_text: str) -> list[Brand]:
         if self.brand_pattern is None or not folded_text:
@@ -197,6 +201,10 @@ def load_detection_data() -> DetectionData:
                      _phrase_pattern([p for key, values in table.items() if key != "signal" for p in values]))
         for name, table in lure_doc.items()
     )
+    bec = tuple(
+        LureCategory(name, f"bec.{name}", _phrase_pattern([p for values in table.values() for p in values]))
+        for name, table in _toml("bec.toml").items()
+    )
     brands = []
     all_names: list[str] = []
     brand_doc = _toml("brands.toml")
@@ -211,6 +219,7 @@ def load_detection_data() -> DetectionData:
     attachments = _toml("attachments.toml")
     return DetectionData(
         lures=lures,
+        bec=bec,
         brands=tuple(brands),
         brand_pattern=_phrase_pattern(all_names),
         role_pattern=roles,

@@ -7,13 +7,17 @@ legitimate message into it. The store (``mailwarden.store``) loads and saves it.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from mailwarden.message import Message
+from mailwarden.payments import find_payment_ids
 
 _MAX_SET = 200  # cap on each learned set, so one noisy correspondent cannot grow without bound
+_MAX_SET_BY_FIELD = {"thread_ids": 5000, "link_domains": 500}
+_MESSAGE_ID = re.compile(r"<[^<>\s]{3,250}>")
 
 
 @dataclass
@@ -33,15 +37,19 @@ class Profile:
     ips: set[str] = field(default_factory=set)
     mailers: set[str] = field(default_factory=set)
     recipients: set[str] = field(default_factory=set)
+    payment_ids: set[str] = field(default_factory=set)
+    thread_ids: set[str] = field(default_factory=set)
+    link_domains: set[str] = field(default_factory=set)
 
     SET_FIELDS = ("display_names", "sending_domains", "dkim_domains", "spf_domains", "reply_to_domains",
-                  "ips", "mailers", "recipients")
+                  "ips", "mailers", "recipients", "payment_ids", "thread_ids", "link_domains")
 
     def merge_sets(self, values: Mapping[str, Iterable[str]]) -> None:
         for name, items in values.items():
             target: set[str] = getattr(self, name)
+            cap = _MAX_SET_BY_FIELD.get(name, _MAX_SET)
             for item in items:
-                if item and len(target) < _MAX_SET:
+                if item and len(target) < cap:
                     target.add(item)
 
 
@@ -67,6 +75,23 @@ def _is_private(ip: str) -> bool:
     return addr.is_private or addr.is_loopback or addr.is_link_local
 
 
+def thread_ids(message: Message) -> set[str]:
+    """The message ids a message belongs to: its own, and those it replies to or references."""
+    values = [message.message_id, message.header("In-Reply-To") or "", message.header("References") or ""]
+    return {m.lower() for value in values for m in _MESSAGE_ID.findall(value)}
+
+
+def referenced_ids(message: Message) -> set[str]:
+    """The earlier messages a reply points at (In-Reply-To and References)."""
+    values = [message.header("In-Reply-To") or "", message.header("References") or ""]
+    return {m.lower() for value in values for m in _MESSAGE_ID.findall(value)}
+
+
+def payment_ids(message: Message) -> set[str]:
+    texts = [message.text_plain, message.text_html, *(a.text for a in message.attachments)]
+    return {str(p) for text in texts if text for p in find_payment_ids(text[:200_000])}
+
+
 def features(message: Message) -> dict[str, set[str]]:
     """The learnable facts of one message, as sets per profile field."""
     dkim = {r.domain for ar in message.auth for r in ar.method("dkim") if r.result == "pass" and r.domain}
@@ -82,6 +107,9 @@ def features(message: Message) -> dict[str, set[str]]:
         "ips": sending_ips(message),
         "mailers": {mailer.split("/")[0].strip().lower()[:80]} if mailer else set(),
         "recipients": {a.email for a in (*message.to, *message.cc) if a.email},
+        "payment_ids": payment_ids(message),
+        "thread_ids": thread_ids(message),
+        "link_domains": {u.registrable_domain for u in message.urls},
     }
 
 
@@ -89,6 +117,7 @@ def features(message: Message) -> dict[str, set[str]]:
 class Profiles:
     senders: dict[str, Profile] = field(default_factory=dict)
     domains: dict[str, Profile] = field(default_factory=dict)
+    _thread_index: dict[str, set[str]] | None = field(default=None, repr=False, compare=False)
 
     def sender(self, email: str) -> Profile | None:
         return self.senders.get(email.lower())
@@ -102,6 +131,7 @@ class Profiles:
             return []
         when = seen_at or _now()
         facts = features(message)
+        self._thread_index = None
         touched = []
         for kind, key, table in (
             ("sender", message.from_.email, self.senders),
@@ -116,6 +146,16 @@ class Profiles:
             profile.merge_sets(facts)
             touched.append(profile)
         return touched
+
+    def thread_writers(self, ids: set[str]) -> set[str]:
+        """Registrable domains that wrote in any of these threads, from the learned domain profiles."""
+        if self._thread_index is None:
+            index: dict[str, set[str]] = {}
+            for profile in self.domains.values():
+                for thread in profile.thread_ids:
+                    index.setdefault(thread, set()).add(profile.key)
+            self._thread_index = index
+        return set().union(*(self._thread_index.get(i, set()) for i in ids)) if ids else set()
 
     def __len__(self) -> int:
         return len(self.senders) + len(self.domains)

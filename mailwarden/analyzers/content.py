@@ -89,7 +89,7 @@ def _lures(folded: str, context: Context, skip: set[str]) -> list[Signal]:
 def _freemail_lure(message: Message, lures: list[Signal], context: Context) -> list[Signal]:
     """A free-mail account asking for money, credentials or a prize claim: no company sends that from gmail."""
     sender = message.from_
-    asks = [s for s in lures if s.id in _ASKING_LURES]
+    asks = [s for s in lures if s.id in _FREEMAIL_ASKS]
     if sender is None or sender.registrable_domain not in context.data.freemail or not asks:
         return []
     return [context.signal("content.freemail_lure", f"free-mail sender {sender.email} with a {asks[0].id} lure",
@@ -97,6 +97,8 @@ def _freemail_lure(message: Message, lures: list[Signal], context: Context) -> l
 
 
 _ASKING_LURES = {"content.credential_lure", "content.prize_lure", "content.payment_request", "content.advance_fee"}
+# A friend on free mail may well congratulate you; only asking for credentials or money counts there.
+_FREEMAIL_ASKS = {"content.credential_lure", "content.payment_request", "content.advance_fee"}
 
 
 _WORD = re.compile(r"[\w\u0300-\u036f\u0700-\u074f\u20d0-\u20ff]+")

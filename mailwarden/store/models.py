@@ -99,3 +99,6 @@ class ProfileRow(Base):
     ips: Mapped[list[str]] = mapped_column(json_list(), server_default="[]")
     mailers: Mapped[list[str]] = mapped_column(json_list(), server_default="[]")
     recipients: Mapped[list[str]] = mapped_column(json_list(), server_default="[]")
+    payment_ids: Mapped[list[str]] = mapped_column(json_list(), server_default="[]")
+    thread_ids: Mapped[list[str]] = mapped_column(json_list(), server_default="[]")
+    link_domains: Mapped[list[str]] = mapped_column(json_list(), server_default="[]")

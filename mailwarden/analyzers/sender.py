@@ -1,0 +1,191 @@
+"""Display-name impersonation: the name of a VIP, an employee, a partner or the organisation itself on
+mail from a domain that is not theirs.
+
+Names match tolerant of order, accents, titles and initials ("Kell, Adrian", "A. Kell"). A display name
+already seen from that very sender in learned mail is not an impersonation, nor is an e-signature or
+helpdesk service relaying for someone ("Jonathan Pryce via DocuSign" from DocuSign itself).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mailwarden.config import OrgConfig
+from mailwarden.detection import fold
+
+if TYPE_CHECKING:
+    from mailwarden.message import Address, Message
+    from mailwarden.pipeline import Context
+    from mailwarden.signals import Signal
+
+NAME = "sender"
+SIGNALS = (
+    "sender.display_name_vip",
+    "sender.display_name_employee",
+    "sender.display_name_partner",
+    "sender.display_name_own_org",
+    "sender.known_correspondent",
+)
+
+# A correspondent we have learned mail from at least this often counts as known.
+KNOWN_AFTER = 2
+
+_TITLES = {"mr", "mrs", "ms", "miss", "dr", "prof", "sir", "herr", "frau", "mme", "m", "sr", "sra", "ing"}
+_LEGAL_FORMS = {"ltd", "limited", "gmbh", "llp", "llc", "inc", "plc", "sa", "sas", "sarl", "bv", "nv", "ag", "co",
+                "corp", "corporation", "kg", "ug", "srl", "spa", "oy", "ab", "as", "pty", "group", "the"}
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def name_tokens(name: str) -> list[str]:
+    return [t for t in _WORD.findall(fold(name)) if t not in _TITLES]
+
+
+def is_same_person(display_name: str, person_name: str) -> bool:
+    """Whether a display name names this person: all their name words in any order, or initial + surname."""
+    person = name_tokens(person_name)
+    shown = name_tokens(display_name)
+    if len(person) < 2 or not shown:
+        return False
+    if set(person) <= set(shown):
+        return True
+    first, last = person[0], person[-1]
+    return last in shown and first[0] in shown and len(shown) <= 3
+
+
+def _core_words(company: str) -> list[str]:
+    """The distinctive words of a company name: its first word if long, else its first two."""
+    words = [w for w in name_tokens(company) if w not in _LEGAL_FORMS]
+    if not words:
+        return []
+    return words[:1] if len(words[0]) >= 7 or len(words) == 1 else words[:2]
+
+
+def names_company(display_name: str, company: str) -> bool:
+    core = _core_words(company)
+    if not core:
+        return False
+    shown = name_tokens(display_name)
+    return any(shown[i:i + len(core)] == core for i in range(len(shown)))
+
+
+@dataclass(frozen=True)
+class _Contact:
+    name: str
+    partner: str
+    domains: tuple[str, ...]
+
+
+_CONTACTS: dict[int, tuple[OrgConfig, tuple[_Contact, ...]]] = {}
+
+
+def _partner_contacts(org: OrgConfig) -> tuple[_Contact, ...]:
+    """Partner contacts whose address spells a person's name (first.last@...), computed once per config."""
+    cached = _CONTACTS.get(id(org))
+    if cached is not None and cached[0] is org:
+        return cached[1]
+    if len(_CONTACTS) > 64:
+        _CONTACTS.clear()
+    contacts = _read_partner_contacts(org)
+    _CONTACTS[id(org)] = (org, contacts)
+    return contacts
+
+
+def _read_partner_contacts(org: OrgConfig) -> tuple[_Contact, ...]:
+    contacts = []
+    for partner in org.partners:
+        for address in partner.contacts:
+            local = address.split("@", 1)[0]
+            parts = [p for p in re.split(r"[._-]", local) if p.isalpha()]
+            if len(parts) == 2 and all(len(p) >= 2 for p in parts):
+                contacts.append(_Contact(" ".join(parts), partner.name, partner.domains))
+    return tuple(contacts)
+
+
+def _belongs_to(domain: str, domains: tuple[str, ...]) -> bool:
+    return any(domain == d or domain.endswith("." + d) for d in domains)
+
+
+def _is_relay_for_someone(sender: Address, message: Message, context: Context) -> bool:
+    """"X via DocuSign", GitHub or SharePoint notifications naming a colleague, from the service's own
+    authenticated domain: a service acting for X, not someone posing as X."""
+    dmarc_pass = any(r.result == "pass" for ar in message.auth for r in ar.method("dmarc"))
+    return dmarc_pass and context.data.is_brand_domain(sender.registrable_domain)
+
+
+def _replies_reach(message: Message, domains: tuple[str, ...]) -> bool:
+    """Replies go to the named party's own domain: a service sending on their behalf (Xero, Box, invitations)."""
+    return any(reply.domain and _belongs_to(reply.domain, domains) for reply in message.reply_to)
+
+
+def _seen_from_this_sender(sender: Address, context: Context) -> bool:
+    profile = context.profiles.sender(sender.email)
+    return profile is not None and sender.display_name.lower() in profile.display_names
+
+
+def _people(message: Message, sender: Address, free: bool, context: Context) -> list[Signal]:
+    if _replies_reach(message, context.org.domains):
+        return []
+    for person in context.org.people:
+        if person.email == sender.email or not is_same_person(sender.display_name, person.name):
+            continue
+        where = "a free-mail account" if free else sender.domain
+        signal_id = "sender.display_name_vip" if person.vip else "sender.display_name_employee"
+        return [context.signal(signal_id, f"uses the name of {person.name} ({person.title or 'staff'}) from {where}",
+                               factor=1.2 if free else 1.0, person=person.email, display_name=sender.display_name,
+                               sender=sender.email)]
+    return []
+
+
+def _partners(message: Message, sender: Address, context: Context) -> list[Signal]:
+    org = context.org
+    for partner in org.partners:
+        if _belongs_to(sender.domain, partner.domains) or _replies_reach(message, partner.domains):
+            continue
+        if names_company(sender.display_name, partner.name):
+            return [context.signal("sender.display_name_partner",
+                                   f"uses the name of partner {partner.name} from {sender.domain}",
+                                   partner=partner.name, display_name=sender.display_name, sender=sender.email)]
+    for contact in _partner_contacts(org):
+        if _belongs_to(sender.domain, contact.domains) or _replies_reach(message, contact.domains):
+            continue
+        if is_same_person(sender.display_name, contact.name):
+            return [context.signal("sender.display_name_partner",
+                                   f"uses the name of {contact.name.title()} of partner {contact.partner} "
+                                   f"from {sender.domain}", partner=contact.partner, display_name=sender.display_name,
+                                   sender=sender.email)]
+    return []
+
+
+def _known_correspondent(message: Message, sender: Address, context: Context) -> list[Signal]:
+    """Authenticated mail from a domain we have learned regular legitimate mail from."""
+    profile = context.profiles.domain(sender.registrable_domain)
+    if profile is None or profile.count < KNOWN_AFTER:
+        return []
+    if not any(r.result == "pass" for ar in message.auth for r in ar.method("dmarc")):
+        return []
+    return [context.signal("sender.known_correspondent",
+                           f"authenticated mail from {sender.registrable_domain}, a known correspondent "
+                           f"({profile.count} earlier messages)", domain=sender.registrable_domain,
+                           count=profile.count)]
+
+
+def analyze(message: Message, context: Context) -> list[Signal]:
+    sender = message.from_
+    org = context.org
+    if sender is None or not sender.domain:
+        return []
+    known = _known_correspondent(message, sender, context)
+    if not sender.display_name or org.is_own_domain(sender.domain):
+        return known
+    if _seen_from_this_sender(sender, context) or _is_relay_for_someone(sender, message, context):
+        return known
+    free = sender.registrable_domain in context.data.freemail
+    signals = known + _people(message, sender, free, context)
+    signals += _partners(message, sender, context)
+    if org.name and names_company(sender.display_name, org.name) and not _replies_reach(message, org.domains):
+        signals.append(context.signal("sender.display_name_own_org",
+                                      f"uses our own name ({org.name}) from outside: {sender.domain}",
+                                      display_name=sender.display_name, sender=sender.email))
+    return signals
