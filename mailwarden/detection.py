@@ -171,10 +171,10 @@ class DetectionData:
 
     def brands_hidden_in(self, folded_name: str) -> list[Brand]:
         """Brands spelt out with separators or typos in a short name ("A D A C", "Liberty_Mutual", "Microsft")."""
-        words = re.findall(r"[a-z0-9]+", folded_name)
-        tails = ["".join(words[i:]) for i in range(len(words))]  # collapsed text from each word start
-        keys = {key for name, key in self.collapsed_brand_names.items()
-                if len(name) >= 6 and any(t.startswith(name) for t in tails)}
+        words = re.findall(r"[a-z0-9]+", folded_name)[:20]
+        # runs of whole words written together: "liberty_mutual" -> "libertymutual", never "ledger" in "ledgerline"
+        runs = {"".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, min(len(words), i + 5) + 1)}
+        keys = {key for name, key in self.collapsed_brand_names.items() if len(name) >= 6 and name in runs}
         if not keys:
             keys = {key for name, key in self.collapsed_brand_names.items()
                     if len(name) >= 8 and any(_one_edit_apart(word, name) for word in words)}

@@ -110,8 +110,11 @@ def _belongs_to(domain: str, domains: tuple[str, ...]) -> bool:
 def _is_relay_for_someone(sender: Address, message: Message, context: Context) -> bool:
     """"X via DocuSign", GitHub or SharePoint notifications naming a colleague, from the service's own
     authenticated domain: a service acting for X, not someone posing as X."""
+    domain = sender.registrable_domain
+    if domain in context.data.freemail:  # anyone can have a gmail.com address
+        return False
     dmarc_pass = any(r.result == "pass" for ar in message.auth for r in ar.method("dmarc"))
-    return dmarc_pass and context.data.is_brand_domain(sender.registrable_domain)
+    return dmarc_pass and context.data.is_brand_domain(domain)
 
 
 def _replies_reach(message: Message, domains: tuple[str, ...]) -> bool:

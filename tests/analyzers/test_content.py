@@ -132,3 +132,7 @@ def test_brand_impersonation_inside_an_inline_forward() -> None:
                             Context())
     impersonation = [s for s in found if s.id == "content.brand_impersonation"]
     assert impersonation and impersonation[0].evidence["forwarded"] is True
+
+
+def test_a_brand_inside_a_longer_word_is_not_that_brand() -> None:
+    assert "content.brand_impersonation" not in analyze(build(from_='"Ledgerline Security" <x@mailer.example>'))

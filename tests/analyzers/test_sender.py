@@ -69,3 +69,9 @@ def test_an_authenticated_brand_notification_naming_a_colleague() -> None:
     message = build(from_='"Jane Doe" <notifications@github.com>', authserv_id="mx1.acme-corp.com",
                     headers={"Authentication-Results": "mx1.acme-corp.com; dmarc=pass header.from=github.com"})
     assert analyze(message) == set()
+
+
+def test_authenticated_free_mail_is_no_service_relay() -> None:
+    message = build(from_="Jane Doe <jane.doe.office@gmail.com>", authserv_id="mx1.acme-corp.com",
+                    headers={"Authentication-Results": "mx1.acme-corp.com; dmarc=pass header.from=gmail.com"})
+    assert analyze(message) == {"sender.display_name_vip"}
