@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mailwarden.config import OrgConfig
+from mailwarden.config import OrgConfig, Partner, Person
 from mailwarden.detection import fold
 
 if TYPE_CHECKING:
@@ -77,30 +77,45 @@ class _Contact:
     domains: tuple[str, ...]
 
 
-_CONTACTS: dict[int, tuple[OrgConfig, tuple[_Contact, ...]]] = {}
+@dataclass(frozen=True)
+class _NameIndex:
+    """The organisation's names, looked up by word so that 1,000 partners cost no more than ten."""
+
+    people_by_surname: dict[str, list[Person]]
+    partners_by_core: dict[tuple[str, ...], Partner]
+    contacts_by_surname: dict[str, list[_Contact]]
 
 
-def _partner_contacts(org: OrgConfig) -> tuple[_Contact, ...]:
-    """Partner contacts whose address spells a person's name (first.last@...), computed once per config."""
-    cached = _CONTACTS.get(id(org))
+_INDEXES: dict[int, tuple[OrgConfig, _NameIndex]] = {}
+
+
+def _name_index(org: OrgConfig) -> _NameIndex:
+    """Built once per config (keyed by identity; the config is kept alive alongside)."""
+    cached = _INDEXES.get(id(org))
     if cached is not None and cached[0] is org:
         return cached[1]
-    if len(_CONTACTS) > 64:
-        _CONTACTS.clear()
-    contacts = _read_partner_contacts(org)
-    _CONTACTS[id(org)] = (org, contacts)
-    return contacts
+    if len(_INDEXES) > 64:
+        _INDEXES.clear()
+    index = _build_name_index(org)
+    _INDEXES[id(org)] = (org, index)
+    return index
 
 
-def _read_partner_contacts(org: OrgConfig) -> tuple[_Contact, ...]:
-    contacts = []
+def _build_name_index(org: OrgConfig) -> _NameIndex:
+    people: dict[str, list[Person]] = {}
+    for person in org.people:
+        words = name_tokens(person.name)
+        if len(words) >= 2:
+            people.setdefault(words[-1], []).append(person)
+    partners = {tuple(core): partner for partner in org.partners if (core := _core_words(partner.name))}
+    contacts: dict[str, list[_Contact]] = {}
     for partner in org.partners:
         for address in partner.contacts:
-            local = address.split("@", 1)[0]
-            parts = [p for p in re.split(r"[._-]", local) if p.isalpha()]
+            parts = [p for p in re.split(r"[._-]", address.split("@", 1)[0]) if p.isalpha()]
             if len(parts) == 2 and all(len(p) >= 2 for p in parts):
-                contacts.append(_Contact(" ".join(parts), partner.name, partner.domains))
-    return tuple(contacts)
+                contacts.setdefault(parts[1].lower(), []).append(
+                    _Contact(" ".join(parts), partner.name, partner.domains))
+    return _NameIndex(people, partners, contacts)
 
 
 def _belongs_to(domain: str, domains: tuple[str, ...]) -> bool:
@@ -130,7 +145,10 @@ def _seen_from_this_sender(sender: Address, context: Context) -> bool:
 def _people(message: Message, sender: Address, free: bool, context: Context) -> list[Signal]:
     if _replies_reach(message, context.org.domains):
         return []
-    for person in context.org.people:
+    index = _name_index(context.org)
+    shown = set(name_tokens(sender.display_name))
+    candidates = [p for word in shown for p in index.people_by_surname.get(word, [])]
+    for person in candidates:
         if person.email == sender.email or not is_same_person(sender.display_name, person.name):
             continue
         where = "a free-mail account" if free else sender.domain
@@ -142,15 +160,17 @@ def _people(message: Message, sender: Address, free: bool, context: Context) -> 
 
 
 def _partners(message: Message, sender: Address, context: Context) -> list[Signal]:
-    org = context.org
-    for partner in org.partners:
-        if _belongs_to(sender.domain, partner.domains) or _replies_reach(message, partner.domains):
+    index = _name_index(context.org)
+    shown = name_tokens(sender.display_name)
+    grams = {tuple(shown[i:i + n]) for n in (1, 2) for i in range(len(shown) - n + 1)}
+    for gram in sorted(grams):
+        partner = index.partners_by_core.get(gram)
+        if partner is None or _belongs_to(sender.domain, partner.domains) or _replies_reach(message, partner.domains):
             continue
-        if names_company(sender.display_name, partner.name):
-            return [context.signal("sender.display_name_partner",
-                                   f"uses the name of partner {partner.name} from {sender.domain}",
-                                   partner=partner.name, display_name=sender.display_name, sender=sender.email)]
-    for contact in _partner_contacts(org):
+        return [context.signal("sender.display_name_partner",
+                               f"uses the name of partner {partner.name} from {sender.domain}",
+                               partner=partner.name, display_name=sender.display_name, sender=sender.email)]
+    for contact in (c for word in set(shown) for c in index.contacts_by_surname.get(word, [])):
         if _belongs_to(sender.domain, contact.domains) or _replies_reach(message, contact.domains):
             continue
         if is_same_person(sender.display_name, contact.name):
