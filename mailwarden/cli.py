@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from mailwarden.cli_auth import app as auth_app
 from mailwarden.config import OrgConfig, Settings, load_org
 from mailwarden.errors import MailwardenError
 
@@ -169,6 +170,9 @@ def learn(
         raise typer.Exit(code=1) from exc
     typer.echo(f"learned {summary.messages} messages ({summary.errors} unreadable): "
                f"{summary.senders} senders, {summary.domains} domains in {settings.data_dir}")
+
+
+app.add_typer(auth_app, name="auth")
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,48 @@ class Person:
     vip: bool = False
 
 
+DNSBL_KINDS = ("ip", "domain")
+DNSBL_TARGETS = ("sender", "links")
+
+
+@dataclass(frozen=True)
+class DnsSettings:
+    """``[dns]``: the resolvers every command asks (``host:port``), per-query timeout, concurrency, cache size.
+
+    ``MAILWARDEN_RESOLVER=host:port[,host:port]`` overrides ``resolvers``. No resolver configured means
+    no DNS at all for offline scans (the static, empty resolver).
+    """
+
+    resolvers: tuple[str, ...] = ()
+    timeout: float = 2.0
+    max_concurrency: int = 64
+    cache_size: int = 100_000
+
+
+@dataclass(frozen=True)
+class DnsblZone:
+    """One ``[[auth.dnsbl]]`` zone: an IP blocklist (client IP) or a domain blocklist (sender, link domains).
+
+    ``codes`` maps answer addresses to what they mean; when given, only those answers count as a listing.
+    """
+
+    zone: str
+    kind: str = "ip"
+    targets: tuple[str, ...] = DNSBL_TARGETS
+    codes: tuple[tuple[str, str], ...] = ()
+    factor: float = 1.0
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """``[auth]``: ARC sealers trusted to vouch for forwarded mail, DNSBL zones, and enforcement switches."""
+
+    trusted_arc_sealers: tuple[str, ...] = ()
+    dnsbl: tuple[DnsblZone, ...] = ()
+    enforce_dmarc: bool = True
+    max_link_domains: int = 10
+
+
 @dataclass(frozen=True)
 class OrgConfig:
     name: str = ""
@@ -40,17 +83,37 @@ class OrgConfig:
     partners: tuple[Partner, ...] = ()
     people: tuple[Person, ...] = ()
     scoring: dict[str, Any] = field(default_factory=dict)
+    dns: DnsSettings = field(default_factory=DnsSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
     def is_own_domain(self, domain: str) -> bool:
-        domain = domain.lower().rstrip(".")
-        return any(domain == d or domain.endswith("." + d) for d in self.domains)
+        return any(d in self._own_domains for d in _self_and_parents(domain))
 
     def partner_for_domain(self, domain: str) -> Partner | None:
-        domain = domain.lower().rstrip(".")
-        for partner in self.partners:
-            if any(domain == d or domain.endswith("." + d) for d in partner.domains):
+        """The partner owning this domain or a parent of it (a dictionary walk, not a scan of partners)."""
+        for candidate in _self_and_parents(domain):
+            partner = self._partner_by_domain.get(candidate)
+            if partner is not None:
                 return partner
         return None
+
+    @cached_property
+    def _own_domains(self) -> frozenset[str]:
+        return frozenset(self.domains)
+
+    @cached_property
+    def _partner_by_domain(self) -> dict[str, Partner]:
+        index: dict[str, Partner] = {}
+        for partner in self.partners:
+            for domain in partner.domains:
+                index.setdefault(domain, partner)
+        return index
+
+
+def _self_and_parents(domain: str) -> list[str]:
+    """"a.b.example.com" -> ["a.b.example.com", "b.example.com", "example.com", "com"]."""
+    labels = domain.lower().rstrip(".").split(".")
+    return [".".join(labels[i:]) for i in range(len(labels))]
 
 
 def _str_list(table: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
@@ -110,6 +173,69 @@ def org_from_dict(data: dict[str, Any], source: str = "org.toml") -> OrgConfig:
         partners=tuple(partners),
         people=tuple(people),
         scoring=scoring,
+        dns=dns_settings_from(data.get("dns", {}), source),
+        auth=auth_settings_from(data.get("auth", {}), source),
+    )
+
+
+def _number(table: dict[str, Any], key: str, default: float, where: str, low: float, high: float) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ConfigError(f"{where}: '{key}' must be a number from {low:g} to {high:g}")
+    return float(value)
+
+
+def dns_settings_from(table: object, source: str = "org.toml") -> DnsSettings:
+    """Validate a ``[dns]`` table."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: [dns] must be a table")
+    where = f"{source}: dns"
+    resolvers = table.get("resolvers", [])
+    if isinstance(resolvers, str):
+        resolvers = [r for r in resolvers.split(",") if r.strip()]
+    if not isinstance(resolvers, list) or not all(isinstance(r, str) and r.strip() for r in resolvers):
+        raise ConfigError(f"{where}: 'resolvers' must be a list of 'host:port' strings")
+    return DnsSettings(
+        resolvers=tuple(r.strip() for r in resolvers),
+        timeout=_number(table, "timeout", 2.0, where, 0.05, 60),
+        max_concurrency=int(_number(table, "max_concurrency", 64, where, 1, 10_000)),
+        cache_size=int(_number(table, "cache_size", 100_000, where, 0, 10_000_000)),
+    )
+
+
+def _dnsbl_zone(entry: object, where: str) -> DnsblZone:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be a table")
+    zone = _required_str(entry, "zone", where).lower().strip(".")
+    kind = entry.get("kind", "ip")
+    if kind not in DNSBL_KINDS:
+        raise ConfigError(f"{where}: 'kind' must be one of {', '.join(DNSBL_KINDS)}")
+    targets = _str_list(entry, "targets", where) if "targets" in entry else DNSBL_TARGETS
+    if any(t not in DNSBL_TARGETS for t in targets):
+        raise ConfigError(f"{where}: 'targets' may hold {', '.join(DNSBL_TARGETS)}")
+    codes = entry.get("codes", {})
+    if not isinstance(codes, dict) or not all(isinstance(v, str) for v in codes.values()):
+        raise ConfigError(f"{where}: 'codes' must be a table of answer address = meaning")
+    return DnsblZone(zone=zone, kind=kind, targets=targets, codes=tuple((k.strip(), v) for k, v in codes.items()),
+                     factor=_number(entry, "factor", 1.0, where, 0, 10))
+
+
+def auth_settings_from(table: object, source: str = "org.toml") -> AuthSettings:
+    """Validate an ``[auth]`` table (with its ``[[auth.dnsbl]]`` zones)."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: [auth] must be a table")
+    where = f"{source}: auth"
+    zones = table.get("dnsbl", [])
+    if not isinstance(zones, list):
+        raise ConfigError(f"{where}: 'dnsbl' must be an array of tables ([[auth.dnsbl]])")
+    enforce = table.get("enforce_dmarc", True)
+    if not isinstance(enforce, bool):
+        raise ConfigError(f"{where}: 'enforce_dmarc' must be true or false")
+    return AuthSettings(
+        trusted_arc_sealers=tuple(s.strip(".") for s in _str_list(table, "trusted_arc_sealers", where)),
+        dnsbl=tuple(_dnsbl_zone(z, f"{where}.dnsbl[{i}]") for i, z in enumerate(zones)),
+        enforce_dmarc=enforce,
+        max_link_domains=int(_number(table, "max_link_domains", 10, where, 0, 100)),
     )
 
 

@@ -36,7 +36,10 @@ class Context:
 
     @classmethod
     def for_org(cls, org: OrgConfig, profiles: Profiles | None = None) -> Context:
-        return cls(org=org, scoring=load_scoring(org.scoring), profiles=profiles or Profiles())
+        from mailwarden.dns import configured_resolver  # MAILWARDEN_RESOLVER or [dns]; else no DNS at all
+
+        return cls(org=org, scoring=load_scoring(org.scoring), profiles=profiles or Profiles(),
+                   resolver=configured_resolver(org.dns))
 
     def signal(self, signal_id: str, detail: str, factor: float = 1.0, **evidence: Any) -> Signal:
         return self.scoring.make(signal_id, detail, evidence, factor)
