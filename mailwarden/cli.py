@@ -19,7 +19,7 @@ import typer
 
 from mailwarden.cli_auth import app as auth_app
 from mailwarden.config import OrgConfig, Settings, load_org
-from mailwarden.errors import MailwardenError
+from mailwarden.errors import ConfigError, MailwardenError
 
 app = typer.Typer(
     help="Mailwarden: email defence against supply-chain attacks (lookalikes, vendor fraud, BEC, phishing).",
@@ -75,7 +75,6 @@ def _result_rows(files: list[Path], config: Path | None, settings: Settings, wor
     from mailwarden import scanner
 
     if workers <= 1 or len(files) < 2:
-        scanner.init_worker(config, settings)
         for path in files:
             yield from scanner.scan_file(path)
         return
@@ -117,9 +116,18 @@ def scan(
     workers: Annotated[int, typer.Option("--workers", min=1, max=256, help="Processes to scan with.")] = 1,
 ) -> None:
     """Scan messages and print one verdict per message, with the signals that decided it."""
+    from mailwarden import scanner
+
     settings: Settings = ctx.obj
     _load_config(config)  # fail early, with a usage error, on a bad config
     files = _expand(paths)
+    try:
+        scanner.init_worker(config, settings)  # this process scans too; workers build their own
+    except ConfigError as exc:
+        raise _usage_error(str(exc)) from exc
+    except MailwardenError as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
     rows_iter = _result_rows(files, config, settings, workers)
     show_progress = sys.stderr.isatty() and len(files) > 50
     if output_format is OutputFormat.TABLE:

@@ -126,3 +126,11 @@ def test_the_scenario_table_works_from_the_installed_command(tmp_path: Path) -> 
                             capture_output=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr
     assert b"msg-001.eml" in result.stdout
+
+
+def test_a_bad_resolver_setting_is_a_usage_error(tmp_path: Path, mail_dir: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILWARDEN_RESOLVER", "not a resolver:port")
+    code, _, err = run(tmp_path, "scan", str(mail_dir))
+    assert code == 2
+    assert "resolver" in err.lower() or "MAILWARDEN_RESOLVER" in err
