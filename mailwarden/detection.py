@@ -129,6 +129,7 @@ class DetectionData:
     redirect_hosts: frozenset[str]
     redirect_parameters: frozenset[str]
     freemail: frozenset[str]
+    services: frozenset[str]
     abused_tlds: frozenset[str]
     attachment_classes: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
     domain_brand_cache: dict[str, Brand | None] = field(default_factory=dict, compare=False, repr=False)
@@ -232,6 +233,7 @@ def load_detection_data() -> DetectionData:
         redirect_hosts=frozenset(hosting["open_redirects"]["hosts"]),
         redirect_parameters=frozenset(hosting["open_redirects"]["parameters"]),
         freemail=frozenset(_lines("freemail.txt")),
+        services=frozenset(_lines("services.txt")),
         abused_tlds=frozenset(hosting["abused_tlds"]["suffixes"]),
         attachment_classes={
             name: (frozenset(t.get("extensions", [])), frozenset(t.get("sniffed", [])))

@@ -128,8 +128,9 @@ def _is_relay_for_someone(sender: Address, message: Message, context: Context) -
     domain = sender.registrable_domain
     if domain in context.data.freemail:  # anyone can have a gmail.com address
         return False
-    dmarc_pass = any(r.result == "pass" for ar in message.auth for r in ar.method("dmarc"))
-    return dmarc_pass and context.data.is_brand_domain(domain)
+    if not any(r.result == "pass" for ar in message.auth for r in ar.method("dmarc")):
+        return False
+    return domain in context.data.services or context.data.is_brand_domain(domain)
 
 
 def _replies_reach(message: Message, domains: tuple[str, ...]) -> bool:

@@ -75,3 +75,11 @@ def test_authenticated_free_mail_is_no_service_relay() -> None:
     message = build(from_="Jane Doe <jane.doe.office@gmail.com>", authserv_id="mx1.acme-corp.com",
                     headers={"Authentication-Results": "mx1.acme-corp.com; dmarc=pass header.from=gmail.com"})
     assert analyze(message) == {"sender.display_name_vip"}
+
+
+def test_an_authenticated_collaboration_service_naming_a_colleague() -> None:
+    message = build(from_='"Jane Doe (Asana)" <no-reply@asana.com>', authserv_id="mx1.acme-corp.com",
+                    headers={"Authentication-Results": "mx1.acme-corp.com; dmarc=pass header.from=asana.com"})
+    assert analyze(message) == set()
+    forged = build(from_='"Jane Doe (Asana)" <no-reply@asana.com>')
+    assert analyze(forged) == {"sender.display_name_vip"}
