@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from mailwarden.cli_auth import app as auth_app
+from mailwarden.cli_domains import app as domains_app
 from mailwarden.config import OrgConfig, Settings, load_org
 from mailwarden.errors import ConfigError, MailwardenError
 
@@ -181,6 +182,7 @@ def learn(
 
 
 app.add_typer(auth_app, name="auth")
+app.add_typer(domains_app, name="domains")
 
 
 def main() -> None:

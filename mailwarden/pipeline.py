@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from mailwarden.analyzers import ANALYZERS, Analyzer
 from mailwarden.config import OrgConfig
@@ -21,6 +22,9 @@ from mailwarden.message import Message
 from mailwarden.profiles import Profiles
 from mailwarden.resolver import Resolver, StaticResolver
 from mailwarden.signals import Scoring, Signal, Verdict, load_scoring
+
+if TYPE_CHECKING:
+    from mailwarden.domains import DomainIndex
 
 
 @dataclass
@@ -43,6 +47,13 @@ class Context:
 
     def signal(self, signal_id: str, detail: str, factor: float = 1.0, **evidence: Any) -> Signal:
         return self.scoring.make(signal_id, detail, evidence, factor)
+
+    @cached_property
+    def domain_index(self) -> DomainIndex:
+        """The own and partner domains indexed for lookalike checks, built on first use, once per context."""
+        from mailwarden.domains import DomainIndex
+
+        return DomainIndex.for_org(self.org)
 
 
 @dataclass(frozen=True)

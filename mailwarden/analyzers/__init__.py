@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from mailwarden.analyzers import attachments, auth, bec, content, headers, intel, sender, urls
+from mailwarden.analyzers import attachments, auth, bec, content, headers, intel, lookalike, sender, urls
 
 if TYPE_CHECKING:
     from mailwarden.message import Message
@@ -27,5 +27,5 @@ class Analyzer(Protocol):
     def analyze(self, message: Message, context: Context) -> list[Signal]: ...
 
 
-_IN_ORDER: list[Analyzer] = [headers, auth, urls, attachments, content, sender, bec, intel]
+_IN_ORDER: list[Analyzer] = [headers, auth, urls, attachments, lookalike, content, sender, bec, intel]
 ANALYZERS: tuple[Analyzer, ...] = tuple(_IN_ORDER)
