@@ -40,9 +40,12 @@ class Profile:
     payment_ids: set[str] = field(default_factory=set)
     thread_ids: set[str] = field(default_factory=set)
     link_domains: set[str] = field(default_factory=set)
+    networks: set[str] = field(default_factory=set)
+    message_id_styles: set[str] = field(default_factory=set)
 
     SET_FIELDS = ("display_names", "sending_domains", "dkim_domains", "spf_domains", "reply_to_domains",
-                  "ips", "mailers", "recipients", "payment_ids", "thread_ids", "link_domains")
+                  "ips", "mailers", "recipients", "payment_ids", "thread_ids", "link_domains", "networks",
+                  "message_id_styles")
 
     def merge_sets(self, values: Mapping[str, Iterable[str]]) -> None:
         for name, items in values.items():
@@ -65,6 +68,42 @@ def sending_ips(message: Message) -> set[str]:
     """
     public = [hop.ip for hop in message.received if hop.ip and not _is_private(hop.ip)]
     return {public[0], public[-1]} if public else set()
+
+
+def network_of(ip: str) -> str:
+    """The /24 (IPv4) or /48 (IPv6) an address belongs to: providers rotate addresses within these."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+_VERSION_TAIL = re.compile(r"[\s/;(\[]*\d.*$|\s*[(\[].*$")
+
+
+def mailer_family(message: Message) -> str:
+    """The mail program without its version: "Microsoft Outlook 16.0" -> "microsoft outlook"."""
+    value = (message.header("X-Mailer") or message.header("User-Agent") or "").strip().lower()[:200]
+    return _VERSION_TAIL.sub("", value).strip()[:80]
+
+
+_SHAPE_RUNS = ((re.compile(r"[0-9a-fA-F]{8,}"), "#"), (re.compile(r"[A-Z]+"), "A"), (re.compile(r"[a-z]+"), "a"),
+               (re.compile(r"[0-9]+"), "9"))
+
+
+def message_id_style(message: Message) -> str:
+    """The shape of the Message-ID and the site that made it: a mail system's fingerprint."""
+    match = _MESSAGE_ID.search(message.message_id)
+    if not match:
+        return ""
+    left, _, right = match.group(0)[1:-1].rpartition("@")
+    shape = left
+    for pattern, token in _SHAPE_RUNS:
+        shape = pattern.sub(token, shape)
+    site = ".".join(right.lower().split(".")[-3:])
+    return f"{shape[:40]}@{site[:80]}"
 
 
 def _is_private(ip: str) -> bool:
@@ -96,7 +135,9 @@ def features(message: Message) -> dict[str, set[str]]:
     """The learnable facts of one message, as sets per profile field."""
     dkim = {r.domain for ar in message.auth for r in ar.method("dkim") if r.result == "pass" and r.domain}
     spf = {r.domain for ar in message.auth for r in ar.method("spf") if r.result == "pass" and r.domain}
-    mailer = message.header("X-Mailer") or message.header("User-Agent") or ""
+    mailer = mailer_family(message)
+    ips = sending_ips(message)
+    style = message_id_style(message)
     return {
         "display_names": {message.from_.display_name.lower()} if message.from_ and message.from_.display_name
         else set(),
@@ -104,8 +145,10 @@ def features(message: Message) -> dict[str, set[str]]:
         "dkim_domains": dkim,
         "spf_domains": spf,
         "reply_to_domains": {a.registrable_domain for a in message.reply_to if a.domain},
-        "ips": sending_ips(message),
-        "mailers": {mailer.split("/")[0].strip().lower()[:80]} if mailer else set(),
+        "ips": ips,
+        "networks": {network_of(ip) for ip in ips},
+        "message_id_styles": {style} if style else set(),
+        "mailers": {mailer} if mailer else set(),
         "recipients": {a.email for a in (*message.to, *message.cc) if a.email},
         "payment_ids": payment_ids(message),
         "thread_ids": thread_ids(message),

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mailwarden.detection import fold
+from mailwarden.detection import fold, host_matches
 from mailwarden.payments import find_payment_ids
-from mailwarden.profiles import Profile, referenced_ids, sending_ips
+from mailwarden.profiles import Profile, mailer_family, message_id_style, network_of, referenced_ids, sending_ips
 
 if TYPE_CHECKING:
     from mailwarden.message import Address, Message
@@ -36,6 +36,7 @@ SIGNALS = (
     "bec.thread_hijack",
     "bec.first_contact_request",
     "bec.vendor_onboarding",
+    "bec.unfamiliar_file_host",
 )
 
 MAX_TEXT = 50_000
@@ -133,18 +134,42 @@ def _authenticated(message: Message) -> bool:
 
 
 def _new_infrastructure(message: Message, sender: Address, profile: Profile, context: Context) -> list[Signal]:
+    """A new sending network together with a new mail program or Message-ID style: another system sends."""
     domain_profile = context.profiles.domain(sender.registrable_domain) or profile
-    ips = sending_ips(message)
-    known_ips = profile.ips | domain_profile.ips
-    new_ips = sorted(ips - known_ips)
-    mailer = (message.header("X-Mailer") or message.header("User-Agent") or "").split("/")[0].strip().lower()[:80]
+    known_networks = profile.networks | domain_profile.networks
+    new_ips = sorted(ip for ip in sending_ips(message) if network_of(ip) not in known_networks)
+    if not (new_ips and known_networks):
+        return []
+    mailer = mailer_family(message)
     known_mailers = profile.mailers | domain_profile.mailers
-    new_mailer = bool(mailer) and bool(known_mailers) and mailer not in known_mailers
-    if not (new_ips and known_ips and new_mailer):
+    style = message_id_style(message)
+    known_styles = profile.message_id_styles | domain_profile.message_id_styles
+    changes = []
+    if mailer and known_mailers and mailer not in known_mailers:
+        changes.append(f"a new mail program ({mailer})")
+    if style and known_styles and style not in known_styles:
+        changes.append("a new Message-ID style")
+    if not changes:
         return []
     return [context.signal("bec.new_infrastructure",
-                           f"{sender.email} writes from a new network ({', '.join(new_ips)}) with a new mail program "
-                           f"({mailer})", new_ips=new_ips, mailer=mailer, known_mailers=sorted(known_mailers)[:5])]
+                           f"{sender.email} writes from a new network ({', '.join(new_ips)}) with "
+                           f"{' and '.join(changes)}", new_ips=new_ips, mailer=mailer,
+                           known_mailers=sorted(known_mailers)[:5], message_id_style=style)]
+
+
+def _unfamiliar_file_host(message: Message, sender: Address, profile: Profile, context: Context) -> list[Signal]:
+    """A known correspondent suddenly linking to file sharing or cloud hosting it never used."""
+    data = context.data
+    for url in message.urls:
+        domain = url.registrable_domain
+        if domain in profile.link_domains or domain == sender.registrable_domain:
+            continue
+        service = host_matches(url.host, data.free_hosting) or host_matches(url.host, data.file_sharing)
+        if service:
+            return [context.signal("bec.unfamiliar_file_host",
+                                   f"{sender.registrable_domain} links to {url.host} ({service}), which it never used",
+                                   url=url.url, service=service)]
+    return []
 
 
 def _thread_hijack(message: Message, sender: Address, context: Context) -> list[Signal]:
@@ -158,6 +183,11 @@ def _thread_hijack(message: Message, sender: Address, context: Context) -> list[
                            f"replies into a known conversation with {', '.join(sorted(writers))} but comes from "
                            f"{sender.registrable_domain}", thread_writers=sorted(writers),
                            sender=sender.email)]
+
+
+def _asks_for_credentials(message: Message, context: Context) -> bool:
+    folded = fold(f"{message.subject}\n{message.text[:MAX_TEXT]}")
+    return bool(context.data.lure("credential").matches(folded, limit=1))
 
 
 def _asks_for_money(schemes: dict[str, list[str]], has_account: bool) -> bool:
@@ -180,14 +210,18 @@ def analyze(message: Message, context: Context) -> list[Signal]:
     departures: list[Signal] = []
     if profile is not None and not own:
         departures += _reply_to_diversion(message, sender, profile, context)
+        departures += _unfamiliar_file_host(message, sender, profile, context)
         if _authenticated(message):
             departures += _new_infrastructure(message, sender, profile, context)
     signals += departures
-    changes_payment = has_account or "bank_change" in schemes or "payroll" in schemes
+    new_file_host = any(s.id == "bec.unfamiliar_file_host" for s in departures)
+    changes_payment = has_account or "bank_change" in schemes or "payroll" in schemes or (
+        new_file_host and _asks_for_credentials(message, context))
     if departures and changes_payment:
         signals.append(context.signal("bec.account_takeover",
                                       f"a known correspondent ({sender.email}) departs from its usual behaviour "
-                                      f"and changes where money goes", departures=[s.id for s in departures]))
+                                      f"and changes where money or credentials go",
+                                      departures=[s.id for s in departures]))
     signals += _thread_hijack(message, sender, context)
     known_anywhere = profile is not None or context.org.partner_for_domain(sender.domain) is not None
     if len(context.profiles) and not known_anywhere and not own and _asks_for_money(schemes, has_account):

@@ -208,8 +208,10 @@ def analyze(message: Message, context: Context) -> list[Signal]:
     free = sender.registrable_domain in context.data.freemail
     signals = known + _people(message, sender, free, context)
     signals += _partners(message, sender, context)
-    if org.name and names_company(sender.display_name, org.name) and not _replies_reach(message, org.domains):
+    shown = sender.display_name.lower()
+    names_us = (org.name and names_company(sender.display_name, org.name)) or any(d in shown for d in org.domains)
+    if names_us and not _replies_reach(message, org.domains):
         signals.append(context.signal("sender.display_name_own_org",
-                                      f"uses our own name ({org.name}) from outside: {sender.domain}",
+                                      f"uses our own name or domain from outside: {sender.domain}",
                                       display_name=sender.display_name, sender=sender.email))
     return signals

@@ -102,3 +102,5 @@ class ProfileRow(Base):
     payment_ids: Mapped[list[str]] = mapped_column(json_list(), server_default="[]")
     thread_ids: Mapped[list[str]] = mapped_column(json_list(), server_default="[]")
     link_domains: Mapped[list[str]] = mapped_column(json_list(), server_default="[]")
+    networks: Mapped[list[str]] = mapped_column(json_list(), server_default="[]")
+    message_id_styles: Mapped[list[str]] = mapped_column(json_list(), server_default="[]")

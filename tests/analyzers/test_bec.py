@@ -89,3 +89,9 @@ def test_learning_history_then_flagging_the_compromised_partner() -> None:
     assert result.verdict in (Verdict.QUARANTINE, Verdict.REJECT)
     genuine = parse((SCENARIOS / "messages" / "msg-013.eml").read_bytes(), authserv_id=org.authserv_id)
     assert scan(genuine, context).verdict is Verdict.DELIVER
+
+
+def test_a_partner_suddenly_sharing_a_login_page_on_cloud_storage() -> None:
+    context = learned(globex(INVOICE + " Portal: https://portal.globex.example/inv"))
+    message = globex("Please sign in to view the shared invoice: https://globex-docs.blob.core.windows.net/v.html")
+    assert {"bec.unfamiliar_file_host", "bec.account_takeover"} <= ids(bec.analyze(message, context))

@@ -83,3 +83,8 @@ def test_an_authenticated_collaboration_service_naming_a_colleague() -> None:
     assert analyze(message) == set()
     forged = build(from_='"Jane Doe (Asana)" <no-reply@asana.com>')
     assert analyze(forged) == {"sender.display_name_vip"}
+
+
+def test_our_own_domain_in_a_display_name_from_outside() -> None:
+    assert analyze(build(from_='"acme-corp.com Mail Admin" <admin@mail-quota.example>')) == {
+        "sender.display_name_own_org"}

@@ -1,4 +1,4 @@
-"""Profiles also learn payment identifiers, thread ids and the domains a correspondent links to.
+"""Profiles also learn payment identifiers, thread ids, link domains, sending networks and Message-ID styles.
 
 Revision ID: 0002
 Revises: 0001
@@ -16,7 +16,7 @@ down_revision: str | None = "0001"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-NEW_COLUMNS = ("payment_ids", "thread_ids", "link_domains")
+NEW_COLUMNS = ("payment_ids", "thread_ids", "link_domains", "networks", "message_id_styles")
 
 
 def upgrade() -> None:
