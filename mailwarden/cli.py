@@ -18,7 +18,9 @@ from typing import Annotated, Any
 import typer
 
 from mailwarden.cli_auth import app as auth_app
+from mailwarden.cli_dmarc import app as dmarc_app
 from mailwarden.cli_domains import app as domains_app
+from mailwarden.cli_gateway import register as register_gateway
 from mailwarden.config import OrgConfig, Settings, load_org
 from mailwarden.errors import ConfigError, MailwardenError
 
@@ -183,6 +185,8 @@ def learn(
 
 app.add_typer(auth_app, name="auth")
 app.add_typer(domains_app, name="domains")
+app.add_typer(dmarc_app, name="dmarc")
+register_gateway(app)  # serve, queue, quarantine, logs, apikey
 
 
 def main() -> None:

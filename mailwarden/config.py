@@ -7,6 +7,7 @@ An optional ``[scoring]`` table overrides weights, thresholds and analyzer switc
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -85,6 +86,8 @@ class OrgConfig:
     scoring: dict[str, Any] = field(default_factory=dict)
     dns: DnsSettings = field(default_factory=DnsSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    notify: NotifySettings = field(default_factory=lambda: NotifySettings())
+    watch: WatchSettings = field(default_factory=lambda: WatchSettings())
 
     def is_own_domain(self, domain: str) -> bool:
         return any(d in self._own_domains for d in _self_and_parents(domain))
@@ -175,6 +178,8 @@ def org_from_dict(data: dict[str, Any], source: str = "org.toml") -> OrgConfig:
         scoring=scoring,
         dns=dns_settings_from(data.get("dns", {}), source),
         auth=auth_settings_from(data.get("auth", {}), source),
+        notify=notify_settings_from(data.get("notify", {}), source),
+        watch=watch_settings_from(data.get("watch", {}), source),
     )
 
 
@@ -236,6 +241,101 @@ def auth_settings_from(table: object, source: str = "org.toml") -> AuthSettings:
         dnsbl=tuple(_dnsbl_zone(z, f"{where}.dnsbl[{i}]") for i, z in enumerate(zones)),
         enforce_dmarc=enforce,
         max_link_domains=int(_number(table, "max_link_domains", 10, where, 0, 100)),
+    )
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """``[notify]``: how partner contacts hear that a lookalike of the organisation's own domain is about.
+
+    ``relay`` (``host:port``; else ``MAILWARDEN_RELAY``) is the SMTP server the mail goes through and ``from_``
+    (``from`` in the file) its sender. ``webhook`` is also told (``https://``, or ``http://`` on loopback),
+    each request signed with HMAC-SHA256 under the secret in the environment variable ``webhook_secret_env``.
+    """
+
+    relay: str = ""
+    from_: str = ""
+    webhook: str = ""
+    webhook_secret_env: str = ""
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    """``[watch]``: the lookalike watch. Empty ``suffixes`` and ``words`` mean the data file's lists; ``rate``
+    is DNS queries per second, ``max_queries`` per run, ``interval`` seconds between runs inside ``serve``."""
+
+    suffixes: tuple[str, ...] = ()
+    words: tuple[str, ...] = ()
+    rate: float = 20.0
+    max_queries: int = 20_000
+    concurrency: int = 32
+    interval: float = 86_400.0
+
+
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _host_port(value: str, where: str) -> str:
+    host, _, port = value.strip().rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{where}: expected host:port with a port from 1 to 65535, got {value!r}")
+    return value.strip()
+
+
+def _optional_str(table: dict[str, Any], key: str, where: str) -> str:
+    value = table.get(key, "")
+    if not isinstance(value, str) or any(ch in value for ch in "\r\n\0"):
+        raise ConfigError(f"{where}: '{key}' must be a string on one line")
+    return value.strip()
+
+
+def notify_settings_from(table: object, source: str = "org.toml") -> NotifySettings:
+    """Validate a ``[notify]`` table."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: [notify] must be a table")
+    where = f"{source}: notify"
+    unknown = set(table) - {"relay", "from", "webhook", "webhook_secret_env", "timeout"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]!r}")
+    relay = _optional_str(table, "relay", where)
+    sender = _optional_str(table, "from", where)
+    if sender and (sender.count("@") != 1 or " " in sender or sender.startswith("@") or sender.endswith("@")):
+        raise ConfigError(f"{where}: 'from' must be one address (name@domain)")
+    webhook = _optional_str(table, "webhook", where)
+    secret_env = _optional_str(table, "webhook_secret_env", where)
+    if webhook:
+        scheme, _, rest = webhook.partition("://")
+        host = rest.split("/", 1)[0].rsplit(":", 1)[0] if not rest.startswith("[") else rest.split("]", 1)[0] + "]"
+        if not rest or not (scheme == "https" or (scheme == "http" and host in _LOOPBACK_HOSTS)):
+            raise ConfigError(f"{where}: 'webhook' must be an https:// URL (http:// only on loopback)")
+        if not secret_env:
+            raise ConfigError(f"{where}: 'webhook' needs 'webhook_secret_env', the variable holding its secret")
+    if secret_env and not _ENV_NAME.fullmatch(secret_env):
+        raise ConfigError(f"{where}: 'webhook_secret_env' must be an environment variable name")
+    return NotifySettings(relay=_host_port(relay, f"{where}.relay") if relay else "", from_=sender, webhook=webhook,
+                          webhook_secret_env=secret_env, timeout=_number(table, "timeout", 30.0, where, 0.1, 600))
+
+
+def watch_settings_from(table: object, source: str = "org.toml") -> WatchSettings:
+    """Validate a ``[watch]`` table."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: [watch] must be a table")
+    where = f"{source}: watch"
+    unknown = set(table) - {"suffixes", "words", "rate", "max_queries", "concurrency", "interval"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]!r}")
+    suffixes = tuple(s.strip(".") for s in _str_list(table, "suffixes", where))
+    words = _str_list(table, "words", where)
+    if any(not s or " " in s for s in suffixes) or any(not w.isalnum() for w in words):
+        raise ConfigError(f"{where}: 'suffixes' must be domain suffixes and 'words' single words")
+    return WatchSettings(
+        suffixes=suffixes, words=words,
+        rate=_number(table, "rate", 20.0, where, 0.1, 10_000),
+        max_queries=int(_number(table, "max_queries", 20_000, where, 1, 10_000_000)),
+        concurrency=int(_number(table, "concurrency", 32, where, 1, 1_000)),
+        interval=_number(table, "interval", 86_400.0, where, 60, 30 * 86_400),
     )
 
 

@@ -3,6 +3,7 @@
     MailwardenError
      +-- ConfigError        an org.toml, scoring file or setting is missing or invalid
      +-- InputError         a path or file given to a command cannot be read
+     |    +-- ReportError    a DMARC or SMTP TLS report cannot be parsed (invalid XML, JSON, compression, limits)
      +-- StoreError         the database cannot be opened, migrated or written
 
 Parsing mail never raises: malformed messages become defects on the Message.
@@ -24,3 +25,7 @@ class InputError(MailwardenError):
 
 class StoreError(MailwardenError):
     """Raised when the database cannot be opened, migrated or written."""
+
+
+class ReportError(InputError):
+    """Raised when a DMARC aggregate, failure or SMTP TLS report cannot be read; the message says why."""

@@ -24,7 +24,7 @@ from mailwarden.resolver import Resolver, StaticResolver
 from mailwarden.signals import Scoring, Signal, Verdict, load_scoring
 
 if TYPE_CHECKING:
-    from mailwarden.domains import DomainIndex
+    from mailwarden.domains import DomainIndex, ProtectedDomain
 
 
 @dataclass
@@ -37,13 +37,15 @@ class Context:
     intel: IntelLists = field(default_factory=IntelLists)
     resolver: Resolver = field(default_factory=StaticResolver)
     data: DetectionData = field(default_factory=load_detection_data)
+    protected: tuple[ProtectedDomain, ...] = ()  # besides org.toml's: partners protected in the store
 
     @classmethod
-    def for_org(cls, org: OrgConfig, profiles: Profiles | None = None) -> Context:
+    def for_org(cls, org: OrgConfig, profiles: Profiles | None = None,
+                protected: tuple[ProtectedDomain, ...] = ()) -> Context:
         from mailwarden.dns import configured_resolver  # MAILWARDEN_RESOLVER or [dns]; else no DNS at all
 
         return cls(org=org, scoring=load_scoring(org.scoring), profiles=profiles or Profiles(),
-                   resolver=configured_resolver(org.dns))
+                   resolver=configured_resolver(org.dns), protected=protected)
 
     def signal(self, signal_id: str, detail: str, factor: float = 1.0, **evidence: Any) -> Signal:
         return self.scoring.make(signal_id, detail, evidence, factor)
@@ -53,7 +55,7 @@ class Context:
         """The own and partner domains indexed for lookalike checks, built on first use, once per context."""
         from mailwarden.domains import DomainIndex
 
-        return DomainIndex.for_org(self.org)
+        return DomainIndex.for_org(self.org, extra=self.protected)
 
 
 @dataclass(frozen=True)

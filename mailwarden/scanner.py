@@ -15,10 +15,11 @@ _context: Context | None = None
 
 def build_context(config: Path | None, settings: Settings) -> Context:
     """The scan context for an org: config, scoring, and the profiles learned into the data dir."""
+    from mailwarden.domains.discovery import load_protected_domains
     from mailwarden.store import load_profiles
 
     org = load_org(config) if config else OrgConfig()
-    return Context.for_org(org, profiles=load_profiles(settings))
+    return Context.for_org(org, profiles=load_profiles(settings), protected=load_protected_domains(settings))
 
 
 def init_worker(config: Path | None, settings: Settings) -> None:

@@ -70,6 +70,11 @@ def _codes(records: Iterable[str], zone: DnsblZone) -> tuple[tuple[str, ...], tu
     return tuple(codes), tuple(said)
 
 
+def listing_codes(records: Iterable[str], zone: DnsblZone) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The answer addresses that mean a listing in ``zone``, and what each means (for async callers)."""
+    return _codes(records, zone)
+
+
 def _ask(resolver: Resolver, zone: DnsblZone, target: str, value: str, name: str,
          hits: list[DnsblHit], errors: list[DnsblError]) -> None:
     answer = resolver.query(name, "A")

@@ -68,3 +68,29 @@ def platform_suffixes() -> frozenset[str]:
 def combosquat_suffix_words() -> frozenset[str]:
     """Public-suffix words run onto a brand ("marlowfenwickco")."""
     return frozenset(_document()["combosquat"]["suffix_words"])
+
+
+# --- the lookalike watch (``permutations``) ---------------------------------------------------------
+
+@cache
+def watch_suffixes() -> tuple[str, ...]:
+    """The suffixes a protected label is tried under (TLD and second-level swaps)."""
+    return tuple(str(s) for s in _document()["watch"]["suffixes"])
+
+
+@cache
+def watch_words() -> tuple[str, ...]:
+    """Words tried before and after a brand (combosquats)."""
+    return tuple(str(w) for w in _document()["watch"]["words"])
+
+
+@cache
+def watch_no_idn() -> frozenset[str]:
+    """Suffixes where no internationalised names are sold."""
+    return frozenset(_document()["watch"]["no_idn"])
+
+
+@cache
+def watch_glyphs() -> dict[str, tuple[str, ...]]:
+    """Unicode letters tried in place of an ASCII letter."""
+    return {str(letter): tuple(glyphs) for letter, glyphs in _document()["watch"]["glyphs"].items()}

@@ -171,9 +171,10 @@ class DomainIndex:
             self._add(item if isinstance(item, ProtectedDomain) else ProtectedDomain(item))
 
     @classmethod
-    def for_org(cls, org: OrgConfig, allowed: Iterable[str] = ()) -> DomainIndex:
-        """The organisation's own domains and its partners' domains."""
-        return cls(protected_for_org(org), allowed)
+    def for_org(cls, org: OrgConfig, allowed: Iterable[str] = (),
+                extra: Iterable[ProtectedDomain] = ()) -> DomainIndex:
+        """The organisation's own domains and its partners' domains, then ``extra`` (protected in the store)."""
+        return cls([*protected_for_org(org), *extra], allowed)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -104,3 +104,9 @@ class ProfileRow(Base):
     link_domains: Mapped[list[str]] = mapped_column(json_list(), server_default="[]")
     networks: Mapped[list[str]] = mapped_column(json_list(), server_default="[]")
     message_id_styles: Mapped[list[str]] = mapped_column(json_list(), server_default="[]")
+
+
+# Tables kept in modules of their own, on the same metadata (imported last: they need Base).
+from mailwarden.dmarc import models as _dmarc_models  # noqa: E402, F401  (DMARC reports, migration 0004)
+from mailwarden.store import gateway_models as _gateway_models  # noqa: E402, F401  (gateway, migration 0003)
+from mailwarden.store import lookalike_models as _lookalike_models  # noqa: E402, F401  (lookalike watch, 0005)

@@ -1,0 +1,77 @@
+"""The API app, composed in one place: problem details, the bearer-key security scheme, the routers.
+
+    app = create_app(ApiServices(engine, spool, settings, authserv_id, clock, wake))
+
+Every route depends on ``require(scope)``: no key is 401, a key without the scope is 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+
+from mailwarden import __version__
+from mailwarden.api import problems
+from mailwarden.api.keys import ApiKey, verify_key
+from mailwarden.api.problems import Problem
+from mailwarden.gateway.queue import Clock
+from mailwarden.gateway.settings import GatewaySettings
+from mailwarden.gateway.spool import Spool
+
+API_PREFIX = "/api/v1"
+_bearer = HTTPBearer(auto_error=False, description="An API key from `mailwarden apikey create`.")
+
+
+@dataclass(frozen=True)
+class ApiServices:
+    """What the routes work with."""
+
+    engine: Engine
+    spool: Spool
+    settings: GatewaySettings
+    authserv_id: str
+    clock: Clock
+    wake: Callable[[], None]  # tell the delivery worker new entries are due (thread-safe)
+
+
+def services(request: Request) -> ApiServices:
+    found: ApiServices = request.app.state.services
+    return found
+
+
+Services = Annotated[ApiServices, Depends(services)]
+
+
+def require(scope: str) -> Callable[..., ApiKey]:
+    """A dependency: the caller's API key, which must carry ``scope`` (or ``admin``)."""
+
+    def check(request: Request,
+              credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> ApiKey:
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise Problem(401, "an API key is required as a bearer token", headers=challenge)
+        key = verify_key(services(request).engine, credentials.credentials)
+        if key is None:
+            raise Problem(401, "the API key is not valid", headers=challenge)
+        if not key.allows(scope):
+            raise Problem(403, f"the API key lacks the scope {scope!r}", required_scope=scope)
+        return key
+
+    return check
+
+
+def create_app(api_services: ApiServices) -> FastAPI:
+    from mailwarden.api.routers import logs, quarantine, queue
+
+    app = FastAPI(title="Mailwarden", version=__version__, openapi_url="/openapi.json", docs_url=None,
+                  redoc_url=None)
+    app.state.services = api_services
+    problems.install(app)
+    for router in (quarantine.router, logs.router, queue.router):
+        app.include_router(router, prefix=API_PREFIX)
+    return app

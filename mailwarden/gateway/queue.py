@@ -1,0 +1,331 @@
+"""The delivery queue: accepted messages on their way to the next hop, never lost, retried with backoff.
+
+    enqueue(connection, ...)          in the transaction that accepts the message (before its 250)
+    claim(engine, worker, n, ...)     due entries for one worker: PostgreSQL ``FOR UPDATE SKIP LOCKED``,
+                                      SQLite one writer at a time (``UPDATE ... RETURNING``); an entry
+                                      whose worker died is claimed again when its lease runs out
+    DeliveryWorker(...).run(stop)     delivers claimed entries with aiosmtplib
+
+Outcomes per recipient: accepted (done), refused with 4xx or not reached (retried after
+``retry_base * 2**attempts`` seconds, at most ``retry_max``; every entry of a destination that cannot be
+reached waits as long), refused with 5xx or still undelivered after ``expire_after`` (failed, and the
+sender gets a delivery status notification, RFC 3464, unless the message was itself a bounce).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, make_msgid
+from typing import Any
+
+import aiosmtplib
+from sqlalchemy import Connection, Engine, Table, and_, insert, or_, select, update
+
+from mailwarden.gateway.actions import delivery_bytes
+from mailwarden.gateway.paging import DEFAULT_LIMIT, Page, page
+from mailwarden.gateway.settings import GatewaySettings, parse_hostport
+from mailwarden.gateway.spool import Spool, new_ref
+from mailwarden.store.models import Base
+
+log = logging.getLogger("mailwarden.gateway.queue")
+
+QUEUE: Table = Base.metadata.tables["gateway_queue"]
+QUARANTINE: Table = Base.metadata.tables["gateway_quarantine"]
+ACTIVE_STATES = ("pending", "delivering")
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    id: int
+    message_ref: str
+    kind: str
+    mail_from: str
+    recipients: tuple[str, ...]
+    destination: str
+    prepend: str
+    banner: str | None
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    expires_at: datetime
+    created_at: datetime
+    last_error: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> QueueEntry:
+        values = row._mapping
+        return cls(**{name: values[name] for name in cls.__dataclass_fields__ if name != "recipients"},
+                   recipients=tuple(values["recipients"]))
+
+
+def enqueue(connection: Connection, *, ref: str, kind: str, mail_from: str, recipients: Iterable[str],
+            destination: str, now: datetime, expire_after: float, prepend: str = "",
+            banner: str | None = None) -> int:
+    result = connection.execute(insert(QUEUE).values(
+        message_ref=ref, kind=kind, mail_from=mail_from, recipients=list(recipients), destination=destination,
+        prepend=prepend, banner=banner, state="pending", attempts=0, next_attempt_at=now,
+        expires_at=now + timedelta(seconds=expire_after), created_at=now, updated_at=now, last_error="",
+    ).returning(QUEUE.c.id))
+    return int(result.scalar_one())
+
+
+def claim(engine: Engine, worker: str, limit: int, lease: float, now: datetime) -> list[QueueEntry]:
+    """Take up to ``limit`` due entries for this worker (see the module docstring)."""
+    due = or_(and_(QUEUE.c.state == "pending", QUEUE.c.next_attempt_at <= now),
+              and_(QUEUE.c.state == "delivering", QUEUE.c.lease_until < now))
+    ids = select(QUEUE.c.id).where(due).order_by(QUEUE.c.next_attempt_at, QUEUE.c.id).limit(limit)
+    if engine.dialect.name == "postgresql":
+        ids = ids.with_for_update(skip_locked=True)
+    statement = (update(QUEUE).where(QUEUE.c.id.in_(ids.scalar_subquery()))
+                 .values(state="delivering", claimed_by=worker, lease_until=now + timedelta(seconds=lease),
+                         updated_at=now)
+                 .returning(*QUEUE.c))
+    with engine.begin() as connection:
+        return [QueueEntry.from_row(row) for row in connection.execute(statement)]
+
+
+def release_claims(engine: Engine, worker: str, now: datetime) -> int:
+    """Give back what this worker had claimed when it stopped or died (at start-up: resume at once)."""
+    with engine.begin() as connection:
+        result = connection.execute(update(QUEUE).where(QUEUE.c.state == "delivering", QUEUE.c.claimed_by == worker)
+                                    .values(state="pending", claimed_by=None, lease_until=None, updated_at=now))
+        return int(result.rowcount)
+
+
+def _finish(connection: Connection, entry_id: int, state: str, now: datetime, **values: Any) -> None:
+    connection.execute(update(QUEUE).where(QUEUE.c.id == entry_id).values(
+        state=state, claimed_by=None, lease_until=None, updated_at=now, **values))
+
+
+def blob_needed(connection: Connection, ref: str) -> bool:
+    """Whether a queue entry still to deliver or a held quarantine entry needs this spooled message."""
+    queued = connection.execute(select(QUEUE.c.id).where(QUEUE.c.message_ref == ref,
+                                                         QUEUE.c.state.in_(ACTIVE_STATES)).limit(1)).first()
+    held = connection.execute(select(QUARANTINE.c.id).where(QUARANTINE.c.message_ref == ref,
+                                                            QUARANTINE.c.state == "held").limit(1)).first()
+    return queued is not None or held is not None
+
+
+def referenced_refs(engine: Engine) -> set[str]:
+    """Every message reference the database knows (for the spool's orphan sweep)."""
+    with engine.connect() as connection:
+        refs = {r for (r,) in connection.execute(select(QUEUE.c.message_ref).distinct())}
+        refs |= {r for (r,) in connection.execute(select(QUARANTINE.c.message_ref))}
+    return refs
+
+
+def list_entries(engine: Engine, *, states: Iterable[str] = (), cursor: str | None = None,
+                 limit: int = DEFAULT_LIMIT) -> Page:
+    query = select(QUEUE)
+    wanted = list(states)
+    if wanted:
+        query = query.where(QUEUE.c.state.in_(wanted))
+    with engine.connect() as connection:
+        return page(connection, QUEUE, query, cursor, limit, exclude=("prepend",))
+
+
+def retry_now(engine: Engine, entry_ids: Iterable[int] | None, now: datetime) -> int:
+    """Make pending entries (all with None) due now; failed ones given by id are queued again."""
+    with engine.begin() as connection:
+        if entry_ids is None:
+            statement = update(QUEUE).where(QUEUE.c.state == "pending")
+        else:
+            statement = update(QUEUE).where(QUEUE.c.id.in_(list(entry_ids)),
+                                            QUEUE.c.state.in_(("pending", "failed")))
+        result = connection.execute(statement.values(state="pending", next_attempt_at=now, updated_at=now,
+                                                     expires_at=now + timedelta(days=1)
+                                                     if entry_ids is not None else QUEUE.c.expires_at))
+        return int(result.rowcount)
+
+
+def drop(engine: Engine, spool: Spool, entry_id: int, now: datetime) -> bool:
+    """Take an entry out of the queue for good (no delivery, no DSN); its message goes when unneeded."""
+    with engine.begin() as connection:
+        row = connection.execute(select(QUEUE.c.message_ref).where(QUEUE.c.id == entry_id,
+                                                                   QUEUE.c.state.in_(ACTIVE_STATES))).first()
+        if row is None:
+            return False
+        _finish(connection, entry_id, "dropped", now, last_error="dropped by an operator")
+        needed = blob_needed(connection, row.message_ref)
+    if not needed:
+        spool.remove(row.message_ref)
+    return True
+
+
+# --- delivery status notifications ---------------------------------------------------------------
+
+def build_dsn(*, reporting_mta: str, original_from: str, failures: dict[str, str], original: bytes,
+              now: datetime) -> bytes:
+    """An RFC 3464 report to the sender: which recipients failed and why, with the original's header."""
+    boundary = f"=_mailwarden_{new_ref()}"
+    head_end = original.find(b"\r\n\r\n")
+    headers = original[: head_end + 2] if head_end >= 0 else original[:8192]
+    human = ["This is the mail gateway at " + reporting_mta + ".", "",
+             "Your message could not be delivered to these recipients:", ""]
+    human += [f"  <{rcpt}>: {reason}" for rcpt, reason in failures.items()]
+    status = [f"Reporting-MTA: dns; {reporting_mta}", f"Arrival-Date: {format_datetime(now)}", ""]
+    for rcpt, reason in failures.items():
+        code = "5.0.0" if not reason[:1].isdigit() else (reason.split()[1] if reason[4:5].isdigit() else "5.0.0")
+        status += [f"Final-Recipient: rfc822; {rcpt}", "Action: failed", f"Status: {code}",
+                   f"Diagnostic-Code: smtp; {' '.join(reason.split())[:900]}", ""]
+    lines = [f"From: Mail Delivery System <MAILER-DAEMON@{reporting_mta}>", f"To: <{original_from}>",
+             "Subject: Undelivered Mail Returned to Sender", f"Date: {format_datetime(now)}",
+             f"Message-ID: {make_msgid(domain=reporting_mta)}", "Auto-Submitted: auto-replied", "MIME-Version: 1.0",
+             f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"', "",
+             f"--{boundary}", "Content-Type: text/plain; charset=us-ascii", "", *human, "",
+             f"--{boundary}", "Content-Type: message/delivery-status", "", *status,
+             f"--{boundary}", "Content-Type: text/rfc822-headers", ""]
+    return ("\r\n".join(lines) + "\r\n").encode("ascii", "replace") + headers + f"\r\n--{boundary}--\r\n".encode()
+
+
+# --- the worker ----------------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    delivered: list[str]
+    temporary: dict[str, str]
+    permanent: dict[str, str]
+    unreachable: bool = False  # the destination itself failed: every entry for it waits
+
+
+class DeliveryWorker:
+    """Claims due entries and delivers them, ``settings.delivery_concurrency`` at a time."""
+
+    def __init__(self, engine: Engine, spool: Spool, settings: GatewaySettings, authserv_id: str,
+                 clock: Clock = utcnow) -> None:
+        self.engine = engine
+        self.spool = spool
+        self.settings = settings
+        self.authserv_id = authserv_id
+        self.clock = clock
+        self.wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(settings.delivery_concurrency)
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        worker = self.settings.worker_id
+        while not stop.is_set():
+            free = self.settings.delivery_concurrency - len(self._running)
+            entries: list[QueueEntry] = []
+            if free > 0:
+                try:
+                    entries = await asyncio.to_thread(claim, self.engine, worker, free, self.settings.lease,
+                                                      self.clock())
+                except Exception:  # the database is away: try again, never crash the gateway
+                    log.exception("claiming queue entries failed")
+            for entry in entries:
+                task = asyncio.create_task(self._deliver_one(entry))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+            if entries and len(entries) == free:
+                await asyncio.sleep(0)
+                continue
+            self.wake.clear()
+            waits = [asyncio.create_task(self.wake.wait()), asyncio.create_task(stop.wait())]
+            await asyncio.wait(waits, timeout=self.settings.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in waits:
+                waiting.cancel()
+        if self._running:
+            await asyncio.wait(self._running, timeout=self.settings.shutdown_grace)
+        await asyncio.to_thread(release_claims, self.engine, worker, self.clock())
+
+    async def _deliver_one(self, entry: QueueEntry) -> None:
+        try:
+            outcome = await self.attempt(entry)
+            await asyncio.to_thread(self.record, entry, outcome)
+        except Exception:  # left claimed: the lease runs out and the entry is tried again
+            log.exception("delivering queue entry %s failed", entry.id)
+
+    async def attempt(self, entry: QueueEntry) -> Outcome:
+        try:
+            raw = await asyncio.to_thread(self.spool.read, entry.message_ref)
+        except FileNotFoundError:
+            log.error("queue entry %s: spooled message %s is missing", entry.id, entry.message_ref)
+            return Outcome([], {}, {r: "554 5.3.0 spooled message missing" for r in entry.recipients})
+        data = delivery_bytes(raw, entry.prepend, entry.banner, self.authserv_id)
+        host, port = parse_hostport(entry.destination or self.settings.relay, "destination")
+        options = [] if data.isascii() else ["BODY=8BITMIME"]
+        async with self._slots:
+            return await self._send(host, port, entry, data, options)
+
+    async def _send(self, host: str, port: int, entry: QueueEntry, data: bytes, options: list[str]) -> Outcome:
+        recipients = list(entry.recipients)
+        client = aiosmtplib.SMTP(hostname=host, port=port, timeout=self.settings.delivery_timeout,
+                                 local_hostname=self.settings.server_name, start_tls=None, validate_certs=False)
+        try:
+            async with client:
+                if options and not client.supports_extension("8bitmime"):
+                    options = []
+                refused, _ = await client.sendmail(entry.mail_from, recipients, data, mail_options=options)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refused = {r.recipient: aiosmtplib.SMTPResponse(r.code, r.message) for r in exc.recipients}
+        except aiosmtplib.SMTPResponseException as exc:
+            reply = f"{exc.code} {exc.message}"
+            if 500 <= exc.code < 600:
+                return Outcome([], {}, dict.fromkeys(recipients, reply))
+            return Outcome([], dict.fromkeys(recipients, reply), {}, unreachable=isinstance(
+                exc, aiosmtplib.SMTPConnectResponseError | aiosmtplib.SMTPHeloError))
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            reason = f"{host}:{port} not reached: {type(exc).__name__}: {exc}"
+            return Outcome([], dict.fromkeys(recipients, reason), {}, unreachable=True)
+        outcome = Outcome([r for r in recipients if r not in refused], {}, {})
+        for rcpt, response in refused.items():
+            reply = f"{response.code} {response.message}"
+            (outcome.permanent if 500 <= response.code < 600 else outcome.temporary)[rcpt] = reply
+        return outcome
+
+    def record(self, entry: QueueEntry, outcome: Outcome) -> None:
+        """Write what happened: done, retry later (with backoff) or failed (with a DSN to the sender)."""
+        now = self.clock()
+        attempts = entry.attempts + 1
+        delay = min(self.settings.retry_base * 2 ** (attempts - 1), self.settings.retry_max)
+        retry_at = now + timedelta(seconds=delay)
+        permanent = dict(outcome.permanent)
+        temporary = dict(outcome.temporary)
+        if temporary and retry_at > entry.expires_at:
+            permanent.update({r: f"{reason} (gave up after {attempts} attempts)" for r, reason in temporary.items()})
+            temporary = {}
+        with self.engine.begin() as connection:
+            if temporary:
+                _finish(connection, entry.id, "pending", now, recipients=list(temporary), attempts=attempts,
+                        next_attempt_at=retry_at, last_error="; ".join(temporary.values())[:2000])
+                if outcome.unreachable:
+                    connection.execute(update(QUEUE).where(QUEUE.c.destination == entry.destination,
+                                                           QUEUE.c.state == "pending",
+                                                           QUEUE.c.next_attempt_at < retry_at)
+                                       .values(next_attempt_at=retry_at, updated_at=now))
+            elif permanent:
+                _finish(connection, entry.id, "failed", now, attempts=attempts,
+                        last_error="; ".join(permanent.values())[:2000])
+            else:
+                _finish(connection, entry.id, "delivered", now, attempts=attempts, last_error="")
+            if permanent:
+                self._bounce(connection, entry, permanent, now)
+            needed = blob_needed(connection, entry.message_ref)
+        if not needed:
+            self.spool.remove(entry.message_ref)
+        if outcome.delivered:
+            log.info("queue entry %s delivered to %s for %s", entry.id, entry.destination, outcome.delivered)
+
+    def _bounce(self, connection: Connection, entry: QueueEntry, failures: dict[str, str], now: datetime) -> None:
+        if not entry.mail_from or entry.kind == "dsn":
+            return  # never bounce a bounce
+        try:
+            original = self.spool.read(entry.message_ref)
+        except FileNotFoundError:
+            return  # nothing to report on: the message was never really accepted (see receive.py)
+        dsn = build_dsn(reporting_mta=self.settings.server_name, original_from=entry.mail_from,
+                        failures=failures, original=original, now=now)
+        ref = new_ref()
+        self.spool.write(ref, dsn)
+        enqueue(connection, ref=ref, kind="dsn", mail_from="", recipients=[entry.mail_from],
+                destination=self.settings.relay, now=now, expire_after=self.settings.expire_after)

@@ -1,0 +1,5 @@
+"""Fixtures for the API tests (see ``apiharness``)."""
+
+from apiharness import api
+
+__all__ = ["api"]
