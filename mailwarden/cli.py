@@ -21,6 +21,7 @@ from mailwarden.cli_auth import app as auth_app
 from mailwarden.cli_dmarc import app as dmarc_app
 from mailwarden.cli_domains import app as domains_app
 from mailwarden.cli_gateway import register as register_gateway
+from mailwarden.cli_intel import app as intel_app
 from mailwarden.config import OrgConfig, Settings, load_org
 from mailwarden.errors import ConfigError, MailwardenError
 
@@ -187,6 +188,7 @@ app.add_typer(auth_app, name="auth")
 app.add_typer(domains_app, name="domains")
 app.add_typer(dmarc_app, name="dmarc")
 register_gateway(app)  # serve, queue, quarantine, logs, apikey
+app.add_typer(intel_app, name="intel")
 
 
 def main() -> None:

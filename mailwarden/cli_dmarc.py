@@ -78,17 +78,13 @@ def parse(
                                                        "table: a summary for people.")] = ParseFormat.JSONL,
 ) -> None:
     """Parse reports and print each one (parsedmarc's JSON field names), or why a file holds none."""
-    from mailwarden.dmarc.output import write_items
-    from mailwarden.dmarc.parser import parse_path
+    from mailwarden.dmarc.output import write_files
 
     paths = _files(files)
     if output_format is ParseFormat.TABLE:
         _parse_table(paths)
         return
-    out = sys.stdout
-    for path in paths:
-        write_items(str(path), parse_path(path), out)
-    out.flush()
+    write_files(paths, sys.stdout)  # also what the console script runs for a plain "dmarc parse" (console.py)
 
 
 def _parse_table(paths: list[Path]) -> None:

@@ -146,8 +146,8 @@ def _print_rows(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> N
 def _cell(value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "-"
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value) or "-"
+    if isinstance(value, list):  # DNSBL listings by zone
+        return ", ".join(str(v.get("zone", v)) if isinstance(v, dict) else str(v) for v in value) or "-"
     return "-" if value is None or value == "" else str(value)
 
 
@@ -191,7 +191,8 @@ def suggest(
         for row in rows:
             typer.echo(json.dumps(row, ensure_ascii=False))
         return
-    _print_rows(rows, [("domain", "domain"), ("messages", "messages"), ("senders", "senders"),
+    days = [{**row, "first_seen": row["first_seen"][:10], "last_seen": row["last_seen"][:10]} for row in rows]
+    _print_rows(days, [("domain", "domain"), ("messages", "messages"), ("senders", "senders"),
                        ("first_seen", "first seen"), ("last_seen", "last seen"), ("protected", "protected")])
 
 
@@ -254,6 +255,6 @@ def watch(
         for row in rows:
             typer.echo(json.dumps(row, ensure_ascii=False))
         return
-    _print_rows(rows, [("domain", "domain"), ("lookalike_of", "lookalike of"), ("technique", "technique"),
-                       ("score", "score"), ("change", "new"), ("mx", "MX"), ("a", "A"), ("aaaa", "AAAA"),
-                       ("ns", "NS"), ("dnsbl", "DNSBL")])
+    compact = [{**row, "seen": " ".join(t for t in ("NS", "A", "AAAA", "MX") if row[t.lower()])} for row in rows]
+    _print_rows(compact, [("domain", "domain"), ("lookalike_of", "lookalike of"), ("technique", "technique"),
+                          ("score", "score"), ("change", "new"), ("seen", "records"), ("dnsbl", "DNSBL")])

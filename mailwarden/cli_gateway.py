@@ -4,8 +4,10 @@
                      [--tls-cert PEM --tls-key PEM]
     mailwarden queue list [--state S] [--format jsonl|table] | retry [ID...] | drop ID
     mailwarden quarantine list [--state S] [--format jsonl|table] | show ID | release ID [--by WHO] | delete ID
-    mailwarden logs rejections|releases [--since T] [--until T] [--reason R | --dmarc R] [--limit N]
-    mailwarden apikey create --scope SCOPE... [--name NAME]     (the key alone on the last line)
+    mailwarden logs rejections|releases|dmarc-alerts [--since T] [--until T] [--reason R | --dmarc R | --kind K]
+                     [--limit N]
+    mailwarden apikey create --scope SCOPE... [--name NAME] [--user EMAIL]     (the key alone on the last line)
+    mailwarden messages search|show|delete|prune ...; mailwarden logs removals     (``cli_messages.py``)
 
 Exit status 0 when the command ran, 1 when it failed (an unknown id, a database error), 2 on usage errors.
 """
@@ -27,7 +29,7 @@ from mailwarden.errors import ConfigError, MailwardenError
 
 queue_app = typer.Typer(help="The delivery queue: list, retry now, drop.", no_args_is_help=True)
 quarantine_app = typer.Typer(help="Quarantined messages: list, show, release, delete.", no_args_is_help=True)
-logs_app = typer.Typer(help="The Rejection Log and the Release Log.", no_args_is_help=True)
+logs_app = typer.Typer(help="The Rejection Log, the Release Log and DMARC alerts.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys for the HTTP API.", no_args_is_help=True)
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="Organisation config (org.toml).",
@@ -85,8 +87,10 @@ def _print_rows(rows: list[dict[str, Any]], columns: list[str], output_format: L
     table = Table()
     for column in columns:
         table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*(escape(str(row.get(c, ""))) for c in columns))
+    from mailwarden.gateway.quarantine import without_controls
+
+    for row in rows:  # no control characters reach the terminal (a subject could carry escape sequences)
+        table.add_row(*(escape(without_controls(str(row.get(c, "")), 100_000)) for c in columns))
     Console().print(table)
 
 
@@ -126,12 +130,14 @@ def serve(
     from mailwarden.config import OrgConfig, load_org
     from mailwarden.gateway.server import Gateway, run
     from mailwarden.gateway.settings import load_gateway_settings
+    from mailwarden.intel.settings import load_intel_settings
 
     settings = _settings(ctx)
     try:
         org = load_org(config) if config else OrgConfig()
         gateway_settings = load_gateway_settings(config, smtp_listen=smtp_listen, http_listen=http_listen,
                                                  relay=relay, tls_cert=tls_cert, tls_key=tls_key).validate()
+        intel_settings = load_intel_settings(config)  # [intel]: webhooks, syslog, pulls, reloads
     except ConfigError as exc:
         raise _usage(str(exc)) from exc
     if not org.domains:
@@ -139,7 +145,7 @@ def serve(
     logging.basicConfig(level=os.environ.get("MAILWARDEN_LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gateway = Gateway(settings=gateway_settings, org=org, data_dir=settings.data_dir,
-                      database_url=settings.database_url)
+                      database_url=settings.database_url, intel=intel_settings)
     try:
         asyncio.run(run(gateway))
     except MailwardenError as exc:
@@ -335,20 +341,45 @@ def logs_releases(ctx: typer.Context, since: Since = None, until: Until = None,
     _print_rows(rows, ["id", "time", "who", "header_from", "verdict", "spf", "dkim", "dmarc"], output_format)
 
 
+@logs_app.command("dmarc-alerts")
+def logs_dmarc_alerts(ctx: typer.Context, since: Since = None, until: Until = None,
+                      kind: Annotated[str | None, typer.Option("--kind", help="unauthorised_source, "
+                                                               "unauthorised_sources, failure_jump or spoof_evidence")]
+                      = None,
+                      domain: Annotated[str | None, typer.Option("--domain", help="Only this own domain")] = None,
+                      limit: Limit = 100, output_format: Format = ListFormat.JSONL) -> None:
+    """DMARC alerts from reports (new unauthorised senders, failure jumps, spoof evidence), newest first."""
+    from mailwarden.dmarc.queries import ALERT_KINDS, alert_page
+
+    if kind is not None and kind not in ALERT_KINDS:
+        raise _usage(f"--kind must be one of {', '.join(ALERT_KINDS)}")
+    start, end = _time(since, "--since"), _time(until, "--until")
+    engine = _engine(ctx)
+    try:
+        rows = list(_all_pages(lambda c: alert_page(engine, domain=domain, kind=kind, since=start, until=end,
+                                                    cursor=c), limit))
+    finally:
+        engine.dispose()
+    _print_rows(rows, ["id", "time", "kind", "domain", "source_ip_address", "detail"], output_format)
+
+
 # --- apikey ----------------------------------------------------------------------------------------
 
 @apikey_app.command("create")
 def apikey_create(ctx: typer.Context,
                   scope: Annotated[list[str], typer.Option("--scope", help="read:logs, quarantine:read, "
-                                                           "quarantine:release or admin (repeatable)")],
-                  name: Annotated[str, typer.Option("--name", help="Who or what uses the key.")] = "api") -> None:
+                                                           "quarantine:release, dmarc:read, dmarc:write or admin "
+                                                           "(repeatable)")],
+                  name: Annotated[str, typer.Option("--name", help="Who or what uses the key.")] = "api",
+                  user: Annotated[str | None, typer.Option("--user", help="The user a quarantine:own key acts "
+                                                           "for (their address).")] = None) -> None:
     """Create an API key; it is printed once, alone on the last line."""
     from mailwarden.api.keys import create_key
 
     scopes = sorted({s.strip() for item in scope for s in item.split(",") if s.strip()})
     engine = _engine(ctx)
     try:
-        key = create_key(engine, name=name, scopes=scopes, now=_now())
+        key = create_key(engine, name=name, scopes=scopes, now=_now(), user=user)
     except ConfigError as exc:
         raise _usage(str(exc)) from exc
     finally:
@@ -364,3 +395,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(quarantine_app, name="quarantine")
     app.add_typer(logs_app, name="logs")
     app.add_typer(apikey_app, name="apikey")
+    from mailwarden.cli_messages import register as register_messages
+
+    register_messages(app, logs_app)  # messages search|show|delete|prune, logs removals

@@ -14,6 +14,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from mailwarden.dmarc.settings import DmarcSettings
+from mailwarden.dmarc.settings import default_settings as default_dmarc_settings
+from mailwarden.dmarc.settings import settings_from_table as dmarc_settings_from
 from mailwarden.errors import ConfigError
 
 DEFAULT_DATA_DIR = "./mailwarden-data"
@@ -88,6 +91,7 @@ class OrgConfig:
     auth: AuthSettings = field(default_factory=AuthSettings)
     notify: NotifySettings = field(default_factory=lambda: NotifySettings())
     watch: WatchSettings = field(default_factory=lambda: WatchSettings())
+    dmarc: DmarcSettings = field(default_factory=default_dmarc_settings)  # [dmarc], mailwarden.dmarc.settings
 
     def is_own_domain(self, domain: str) -> bool:
         return any(d in self._own_domains for d in _self_and_parents(domain))
@@ -180,6 +184,8 @@ def org_from_dict(data: dict[str, Any], source: str = "org.toml") -> OrgConfig:
         auth=auth_settings_from(data.get("auth", {}), source),
         notify=notify_settings_from(data.get("notify", {}), source),
         watch=watch_settings_from(data.get("watch", {}), source),
+        dmarc=dmarc_settings_from(data.get("dmarc", {}), f"{source}: [dmarc]",
+                                  own_domains=_str_list(org, "domains", f"{source}: organization")),
     )
 
 

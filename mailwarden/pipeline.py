@@ -9,6 +9,7 @@ as a crash, and the others still run.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,6 +25,7 @@ from mailwarden.resolver import Resolver, StaticResolver
 from mailwarden.signals import Scoring, Signal, Verdict, load_scoring
 
 if TYPE_CHECKING:
+    from mailwarden.auth.results import AuthVerdict
     from mailwarden.domains import DomainIndex, ProtectedDomain
 
 
@@ -38,6 +40,7 @@ class Context:
     resolver: Resolver = field(default_factory=StaticResolver)
     data: DetectionData = field(default_factory=load_detection_data)
     protected: tuple[ProtectedDomain, ...] = ()  # besides org.toml's: partners protected in the store
+    auth_verdict: AuthVerdict | None = None  # live authentication already done for this message (the gateway)
 
     @classmethod
     def for_org(cls, org: OrgConfig, profiles: Profiles | None = None,
@@ -46,6 +49,13 @@ class Context:
 
         return cls(org=org, scoring=load_scoring(org.scoring), profiles=profiles or Profiles(),
                    resolver=configured_resolver(org.dns), protected=protected)
+
+    def with_auth(self, verdict: AuthVerdict) -> Context:
+        """This context for one message whose live authentication is known: the auth analyzer uses the verdict
+        instead of evaluating again. A shallow copy: profiles, indexes and caches are shared."""
+        one = copy.copy(self)
+        one.auth_verdict = verdict
+        return one
 
     def signal(self, signal_id: str, detail: str, factor: float = 1.0, **evidence: Any) -> Signal:
         return self.scoring.make(signal_id, detail, evidence, factor)

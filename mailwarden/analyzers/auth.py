@@ -4,7 +4,8 @@ Authentication-Results the organisation's boundary wrote.
 A message with an envelope that names the client IP is authenticated here, from the envelope, its bytes
 and DNS (``mailwarden.auth``): upstream results are not trusted, relays and forwarders break them. Other
 messages (offline scans) are judged by the trusted Authentication-Results. Both give the same signal ids
-with the same meaning; live evaluation adds ARC overrides, DNS errors and blocklist listings.
+with the same meaning; live evaluation adds ARC overrides, DNS errors and blocklist listings. When the gateway
+has evaluated the message already (``Context.with_auth``), its verdict is used: authentication runs once.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ _FAILING = {"fail", "permerror"}
 
 
 def analyze(message: Message, context: Context) -> list[Signal]:
+    known = context.auth_verdict
+    if known is not None and message.envelope is not None and known.envelope == message.envelope:
+        return signals_for(known, message, context)  # the gateway evaluated it already: once per message
     if message.envelope is not None and message.envelope.client_ip and message.raw and _has_dns(context):
         return _live(message, context)
     signals = _trusted_results(message, context)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -19,9 +19,13 @@ from mailwarden import __version__
 from mailwarden.api import problems
 from mailwarden.api.keys import ApiKey, verify_key
 from mailwarden.api.problems import Problem
+from mailwarden.config import OrgConfig
 from mailwarden.gateway.queue import Clock
 from mailwarden.gateway.settings import GatewaySettings
 from mailwarden.gateway.spool import Spool
+from mailwarden.intel.settings import IntelSettings
+from mailwarden.resolver import Resolver
+from mailwarden.store.blobs import BlobStore
 
 API_PREFIX = "/api/v1"
 _bearer = HTTPBearer(auto_error=False, description="An API key from `mailwarden apikey create`.")
@@ -37,6 +41,10 @@ class ApiServices:
     authserv_id: str
     clock: Clock
     wake: Callable[[], None]  # tell the delivery worker new entries are due (thread-safe)
+    org: OrgConfig | None = None  # own and partner domains, [dmarc] (None: an API without the gateway's config)
+    resolver: Resolver | None = None  # the gateway's DNS, for checks on demand (None: none are made)
+    blobs: BlobStore | None = None  # the archive's blobs (None: archived messages cannot be read)
+    intel: IntelSettings | None = None  # [intel]: feeds, rate limits, the allow-list (None: the defaults)
 
 
 def services(request: Request) -> ApiServices:
@@ -47,8 +55,9 @@ def services(request: Request) -> ApiServices:
 Services = Annotated[ApiServices, Depends(services)]
 
 
-def require(scope: str) -> Callable[..., ApiKey]:
-    """A dependency: the caller's API key, which must carry ``scope`` (or ``admin``)."""
+def require(scope: str, *alternatives: str) -> Callable[..., ApiKey]:
+    """A dependency: the caller's API key, which must carry ``scope`` or one of the ``alternatives`` (or
+    ``admin``); the route then sees which one from the key itself (``quarantine:own`` limits what it shows)."""
 
     def check(request: Request,
               credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> ApiKey:
@@ -58,20 +67,28 @@ def require(scope: str) -> Callable[..., ApiKey]:
         key = verify_key(services(request).engine, credentials.credentials)
         if key is None:
             raise Problem(401, "the API key is not valid", headers=challenge)
-        if not key.allows(scope):
-            raise Problem(403, f"the API key lacks the scope {scope!r}", required_scope=scope)
+        if not any(key.allows(s) for s in (scope, *alternatives)):
+            accepted: dict[str, Any] = {"accepted_scopes": [scope, *alternatives]} if alternatives else {}
+            raise Problem(403, f"the API key lacks the scope {scope!r}", required_scope=scope, **accepted)
         return key
 
     return check
 
 
 def create_app(api_services: ApiServices) -> FastAPI:
-    from mailwarden.api.routers import logs, quarantine, queue
+    from mailwarden.api.routers import logs, messages, quarantine, queue
 
     app = FastAPI(title="Mailwarden", version=__version__, openapi_url="/openapi.json", docs_url=None,
                   redoc_url=None)
     app.state.services = api_services
     problems.install(app)
-    for router in (quarantine.router, logs.router, queue.router):
+    for router in (quarantine.router, logs.router, queue.router, messages.router):
         app.include_router(router, prefix=API_PREFIX)
+    from mailwarden.api.routers import dmarc
+
+    app.include_router(dmarc.router, prefix=API_PREFIX)
+    app.include_router(dmarc.logs_router, prefix=API_PREFIX)  # /logs/dmarc-alerts, next to the other logs
+    from mailwarden.intel.web import install as install_intel
+
+    install_intel(app)  # /api/v1/indicators, /events, /webhooks, /intel/audit; /taxii2/; /feeds/
     return app

@@ -15,6 +15,9 @@
     queries     volumes, pass rates, alignment, dispositions, top failing sources, who sends as us
     imap        poll a mailbox: fetch, ingest, move a message only once its reports are stored
     posture     SPF, DMARC, DKIM, MTA-STS, TLS-RPT and MX of own and partner domains, with what to fix
+    schedule    the posture check inside ``serve``: what changed stored as events, weak partners flagged
+    notice      a partner's contacts told (once per state) that its DMARC is weak or missing
+    mailbox     the gateway's report addresses: their mail is ingested instead of relayed, or kept aside
 
 Importing this package imports nothing else; the command line loads only what a command needs.
 """

@@ -4,23 +4,22 @@
     {"file": ..., "error": "..."}                      ("part" is added when the report was inside the input)
 
 An aggregate report is written only once it has been read to its end (an error at record 90,000 gives
-an error line, never half a report); its records wait in a spooled temporary file meanwhile, so memory
-stays bounded however large the report.
+an error line, never half a report); its records wait in memory up to ``SPOOL_IN_MEMORY`` characters and
+in a temporary file beyond, so memory stays bounded however large the report.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 from typing import IO, Any
 
-from mailwarden.dmarc.parser import Failed, Found, Item
+from mailwarden.dmarc.parser import Failed, Found, Item, parse_path
 from mailwarden.dmarc.reports import AggregateHeader
 from mailwarden.errors import ReportError
 
-SPOOL_IN_MEMORY = 8 * 1024 * 1024  # records beyond this go to a temporary file until the report is complete
+SPOOL_IN_MEMORY = 1024 * 1024  # characters of record JSON kept in memory; the rest waits in a temporary file
 
 
 def _dumps(value: Any) -> str:
@@ -34,6 +33,13 @@ def _location(file: str, part: str) -> str:
 
 def error_line(file: str, part: str, error: str) -> str:
     return _location(file, part) + ', "error": ' + _dumps(error) + "}\n"
+
+
+def write_files(paths: Iterable[Path], out: IO[str]) -> None:
+    """``dmarc parse --format jsonl``: every report in every file (the typer command and the console script)."""
+    for path in paths:
+        write_items(str(path), parse_path(path), out)
+    out.flush()
 
 
 def write_items(file: str, items: Iterable[Item], out: IO[str]) -> int:
@@ -53,19 +59,55 @@ def write_items(file: str, items: Iterable[Item], out: IO[str]) -> int:
     return written
 
 
+class _Spool:
+    """Record JSON kept in memory up to ``SPOOL_IN_MEMORY`` characters, then in a temporary file."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.size = 0
+        self.file: IO[str] | None = None
+
+    def write(self, text: str) -> None:
+        if self.file is not None:
+            self.file.write(text)
+            return
+        self.parts.append(text)
+        self.size += len(text)
+        if self.size > SPOOL_IN_MEMORY:
+            import tempfile
+
+            self.file = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 (closed by close())
+            self.file.write("".join(self.parts))
+            self.parts = []
+
+    def copy_to(self, out: IO[str]) -> None:
+        if self.file is None:
+            out.write("".join(self.parts))
+            return
+        import shutil
+
+        self.file.seek(0)
+        shutil.copyfileobj(self.file, out)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
 def _write_aggregate(file: str, item: Found, out: IO[str]) -> int:
     assert item.stream is not None
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, mode="w+", encoding="utf-8") as spool:
+    spool = _Spool()
+    try:
         header: AggregateHeader | None = None
         interval = ("", "")
-        separator = ""
+        first = True
         try:
             for entry in item.stream:
                 if isinstance(entry, AggregateHeader):
                     header, interval = entry, entry.interval
                     continue
-                spool.write(separator + entry.to_json(interval))
-                separator = ", "
+                spool.write(entry.to_json(interval) if first else ", " + entry.to_json(interval))
+                first = False
         except ReportError as exc:
             out.write(error_line(file, item.part, str(exc)))
             return 0
@@ -73,7 +115,8 @@ def _write_aggregate(file: str, item: Found, out: IO[str]) -> int:
         head = _dumps(header.to_dict())
         out.write(_location(file, item.part) + ', "report_type": "aggregate", "report": ' + head[:-1]
                   + ', "records": [')
-        spool.seek(0)
-        shutil.copyfileobj(spool, out)
+        spool.copy_to(out)
         out.write("]}}\n")
+    finally:
+        spool.close()
     return 1

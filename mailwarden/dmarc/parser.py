@@ -16,23 +16,22 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email
-import email.errors
-import email.message
-import email.utils
 import quopri
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailwarden.dmarc import extract
 from mailwarden.dmarc.aggregate import collect, iter_aggregate
-from mailwarden.dmarc.failure import SAMPLE_TYPES, build_failure, parse_date, plain_text_failure
 from mailwarden.dmarc.limits import DEFAULT_LIMITS, Limits
 from mailwarden.dmarc.reports import AggregateHeader, AggregateRecord, FailureReport, Report, ReportType, SmtpTlsReport
 from mailwarden.dmarc.tls import parse_tls_json
 from mailwarden.errors import ReportError
+
+if TYPE_CHECKING:
+    import email.message
 
 MAX_EMAIL_DEPTH = 3  # a report email forwarded inside a report email, at most this deep
 TLS_TYPES = ("application/tlsrpt+json", "application/tlsrpt+gzip")
@@ -115,10 +114,12 @@ def _payload(head: bytes, chunks: Iterator[bytes], part: str, limits: Limits, de
         yield Failed(part, str(exc))
 
 
-# --- email -------------------------------------------------------------------------------------------
+# --- email (the email package and failure reports are imported only when an email comes) ---------------
 
 def _leaves(message: email.message.Message, limits: Limits) -> Iterator[email.message.Message]:
     """Non-multipart parts in order; message/* parts are leaves (a sample is not walked into)."""
+    import email.message
+
     stack = [message]
     seen = 0
     while stack:
@@ -136,6 +137,9 @@ def _leaves(message: email.message.Message, limits: Limits) -> Iterator[email.me
 
 def _part_text(part: email.message.Message) -> str:
     """A part's text with its transfer encoding undone (message/* parts included, as sent)."""
+    import email.errors
+    import email.message
+
     payload = part.get_payload()
     encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
     if isinstance(payload, list):  # message/*: the email package parsed it as a message
@@ -162,6 +166,9 @@ def _part_text(part: email.message.Message) -> str:
 
 
 def _part_bytes(part: email.message.Message) -> bytes:
+    import email.errors
+    import email.message
+
     payload = part.get_payload()
     if isinstance(payload, list):
         try:
@@ -181,11 +188,17 @@ def _name(part: email.message.Message, index: int) -> str:
 
 
 def _message_date(message: email.message.Message) -> datetime | None:
+    from mailwarden.dmarc.failure import parse_date
+
     value = message.get("Date")
     return parse_date(str(value)) if value else None
 
 
 def _email(raw: bytes, part: str, limits: Limits, depth: int) -> Iterator[Item]:
+    import email
+
+    from mailwarden.dmarc.failure import SAMPLE_TYPES, build_failure, plain_text_failure
+
     message = email.message_from_bytes(raw)
     feedback: str | None = None
     sample: str | None = None

@@ -3,6 +3,10 @@
     summary(engine, by="domain"|"source_ip"|"network"|"org"|"header_from", domain=, since=) -> [Summary]
     top_failing_sources(engine, domain=, since=, limit=) -> [Summary]    most DMARC-failing messages first
     senders(engine, domain=, since=) -> [Sender]                          "who sends as us"
+    alert_page(engine, domain=, kind=, since=, until=, cursor=, limit=) -> Page   newest first, by cursor
+
+``limit`` and ``offset`` page the summaries (the API's cursors carry the offset: the groups are sums,
+whose order moves as reports arrive); alerts are paged by id like the Rejection and Release Logs.
 
 Every figure counts messages (a record's ``count``), not records. Rates: ``spf_pass`` and ``dkim_pass``
 are the raw results (a signature verified, SPF passed, for whatever domain), ``spf_aligned`` and
@@ -22,6 +26,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Engine, Select, case, func, select
 
 from mailwarden.dmarc.alerts import table
+from mailwarden.gateway.paging import Page, page
 from mailwarden.store.db import store_errors
 
 Grouping = Literal["domain", "source_ip", "network", "org", "header_from"]
@@ -117,24 +122,24 @@ def _summaries(engine: Engine, query: Select[Any]) -> list[Summary]:
 
 
 def summary(engine: Engine, by: Grouping = "domain", *, domain: str | None = None, since: datetime | None = None,
-            limit: int | None = None) -> list[Summary]:
+            limit: int | None = None, offset: int = 0) -> list[Summary]:
     """Per domain, source IP, network, reporting organisation or From domain: most messages first."""
     query = _summary_query(by, domain, since).order_by(func.sum(table("dmarc_records").c.count).desc(),
                                                        _group_column(by))
-    return _summaries(engine, query.limit(limit) if limit else query)
+    return _summaries(engine, query.limit(limit).offset(offset) if limit else query.offset(offset))
 
 
 def top_failing_sources(engine: Engine, *, domain: str | None = None, since: datetime | None = None,
-                        limit: int = 20) -> list[Summary]:
+                        limit: int = 20, offset: int = 0) -> list[Summary]:
     records = table("dmarc_records")
     failing = _counted(~records.c.dmarc_pass, records.c.count)
     query = (_summary_query("source_ip", domain, since).having(failing > 0)
-             .order_by(failing.desc(), records.c.source_ip).limit(limit))
+             .order_by(failing.desc(), records.c.source_ip).limit(limit).offset(offset))
     return _summaries(engine, query)
 
 
 def senders(engine: Engine, *, domain: str | None = None, since: datetime | None = None,
-            limit: int | None = None) -> list[Sender]:
+            limit: int | None = None, offset: int = 0) -> list[Sender]:
     """Who sends as the domain(s): each source IP with its share of DMARC-passing messages."""
     reports, records = table("dmarc_reports"), table("dmarc_records")
     count = records.c.count
@@ -147,14 +152,19 @@ def senders(engine: Engine, *, domain: str | None = None, since: datetime | None
     query = _filtered(query, domain, since)
     if limit:
         query = query.limit(limit)
-    froms = _filtered(select(records.c.source_ip, records.c.header_from).distinct()
-                      .select_from(records.join(reports, reports.c.id == records.c.report)), domain, since)
+    if offset:
+        query = query.offset(offset)
     with store_errors("query DMARC reports in", engine.url), engine.connect() as connection:
+        rows = list(connection.execute(query))
+        froms = _filtered(select(records.c.source_ip, records.c.header_from).distinct()
+                          .select_from(records.join(reports, reports.c.id == records.c.report)), domain, since)
+        if limit is not None:  # a page: only its sources' From domains
+            froms = froms.where(records.c.source_ip.in_([row.source_ip for row in rows]))
         header_froms: dict[str, set[str]] = {}
         for ip, header_from in connection.execute(froms):
             header_froms.setdefault(ip, set()).add(header_from)
         found = []
-        for row in connection.execute(query):
+        for row in rows:
             total, passed = int(row.messages), int(row.dmarc_pass)
             status: Literal["authorised", "mixed", "unknown"] = (
                 "unknown" if passed == 0 else "authorised" if passed >= AUTHORISED_SHARE * total else "mixed")
@@ -174,6 +184,33 @@ def recent_alerts(engine: Engine, *, domain: str | None = None, since: datetime 
     with store_errors("query DMARC alerts in", engine.url), engine.connect() as connection:
         return [{"kind": row.kind, "domain": row.domain, "source_ip": row.source_ip, "detail": row.detail,
                  "created_at": row.created_at.isoformat(), "data": row.data} for row in connection.execute(query)]
+
+
+ALERT_KINDS = ("unauthorised_source", "unauthorised_sources", "failure_jump", "spoof_evidence")
+
+
+def alert_dict(row: dict[str, Any]) -> dict[str, Any]:
+    """An alert as the API and ``logs dmarc-alerts`` show it (parsedmarc's ``source_ip_address``)."""
+    return {"id": row["id"], "time": row["created_at"], "kind": row["kind"], "domain": row["domain"],
+            "source_ip_address": row["source_ip"], "detail": row["detail"], "data": row["data"]}
+
+
+def alert_page(engine: Engine, *, domain: str | None = None, kind: str | None = None, since: datetime | None = None,
+               until: datetime | None = None, cursor: str | None = None, limit: int = 50) -> Page:
+    """DMARC alerts, newest first; raises CursorError for a cursor we did not make."""
+    alerts = table("dmarc_alerts")
+    query = select(alerts)
+    if domain:
+        query = query.where(alerts.c.domain == domain.lower().rstrip("."))
+    if kind:
+        query = query.where(alerts.c.kind == kind)
+    if since is not None:
+        query = query.where(alerts.c.created_at >= since)
+    if until is not None:
+        query = query.where(alerts.c.created_at < until)
+    with store_errors("query DMARC alerts in", engine.url), engine.connect() as connection:
+        found = page(connection, alerts, query, cursor, limit)
+    return Page([alert_dict(item) for item in found.items], found.next_cursor)
 
 
 def indicators(engine: Engine, *, domain: str | None = None) -> list[dict[str, Any]]:

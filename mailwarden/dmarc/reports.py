@@ -27,11 +27,14 @@ NORMALIZE_TIMESPAN_SECONDS = 24 * 3600  # parsedmarc's default threshold for spl
 
 
 def _json(value: str | None) -> str:
-    return "null" if value is None else str(encode_basestring(value))
+    return "null" if value is None else encode_basestring(value)
 
 
 def human_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    utc = moment.astimezone(UTC)
+    if utc.year < 1000:  # strftime writes such years unpadded on glibc
+        return utc.strftime("%Y-%m-%d %H:%M:%S")
+    return utc.isoformat(" ")[:19]
 
 
 # --- aggregate ---------------------------------------------------------------------------------------
@@ -112,26 +115,26 @@ class AggregateRecord:
 
     def to_json(self, interval: tuple[str, str] = ("", "")) -> str:
         """``json.dumps(self.to_dict(interval), ensure_ascii=False)``, built directly (the hot path of parse)."""
+        j = _json
         spf_aligned, dkim_aligned = self.spf_aligned, self.dkim_aligned
-        reasons = ", ".join('{"type": ' + _json(r.type) + ', "comment": ' + _json(r.comment) + "}"
-                            for r in self.reasons)
-        dkim = ", ".join('{"domain": ' + _json(r.domain) + ', "selector": ' + _json(r.selector) + ', "result": '
-                         + _json(r.result) + ', "human_result": ' + _json(r.human_result) + "}"
-                         for r in self.dkim_results)
-        spf = ", ".join('{"domain": ' + _json(r.domain) + ', "scope": ' + _json(r.scope) + ', "result": '
-                        + _json(r.result) + ', "human_result": ' + _json(r.human_result) + "}"
-                        for r in self.spf_results)
-        return ('{"source": {"ip_address": ' + _json(self.source_ip) + '}, "count": ' + str(int(self.count))
-                + ', "alignment": {"spf": ' + ("true" if spf_aligned else "false") + ', "dkim": '
-                + ("true" if dkim_aligned else "false") + ', "dmarc": '
-                + ("true" if spf_aligned or dkim_aligned else "false")
-                + '}, "policy_evaluated": {"disposition": ' + _json(self.disposition) + ', "dkim": ' + _json(self.dkim)
-                + ', "spf": ' + _json(self.spf) + ', "policy_override_reasons": [' + reasons
-                + ']}, "identifiers": {"header_from": ' + _json(self.header_from) + ', "envelope_from": '
-                + _json(self.envelope_from) + ', "envelope_to": ' + _json(self.envelope_to)
-                + '}, "auth_results": {"dkim": [' + dkim + '], "spf": [' + spf
-                + ']}, "normalized_timespan": false, "interval_begin": ' + _json(interval[0])
-                + ', "interval_end": ' + _json(interval[1]) + "}")
+        reasons = ", ".join(f'{{"type": {j(r.type)}, "comment": {j(r.comment)}}}'
+                            for r in self.reasons) if self.reasons else ""
+        dkim = ", ".join(f'{{"domain": {j(r.domain)}, "selector": {j(r.selector)}, "result": {j(r.result)}, '
+                         f'"human_result": {j(r.human_result)}}}'
+                         for r in self.dkim_results) if self.dkim_results else ""
+        spf = ", ".join(f'{{"domain": {j(r.domain)}, "scope": {j(r.scope)}, "result": {j(r.result)}, '
+                        f'"human_result": {j(r.human_result)}}}'
+                        for r in self.spf_results) if self.spf_results else ""
+        return (f'{{"source": {{"ip_address": {j(self.source_ip)}}}, "count": {int(self.count)}, '
+                f'"alignment": {{"spf": {"true" if spf_aligned else "false"}, '
+                f'"dkim": {"true" if dkim_aligned else "false"}, '
+                f'"dmarc": {"true" if spf_aligned or dkim_aligned else "false"}}}, '
+                f'"policy_evaluated": {{"disposition": {j(self.disposition)}, "dkim": {j(self.dkim)}, '
+                f'"spf": {j(self.spf)}, "policy_override_reasons": [{reasons}]}}, '
+                f'"identifiers": {{"header_from": {j(self.header_from)}, "envelope_from": {j(self.envelope_from)}, '
+                f'"envelope_to": {j(self.envelope_to)}}}, "auth_results": {{"dkim": [{dkim}], "spf": [{spf}]}}, '
+                f'"normalized_timespan": false, "interval_begin": {j(interval[0])}, '
+                f'"interval_end": {j(interval[1])}}}')
 
     def to_dict(self, interval: tuple[str, str] = ("", "")) -> dict[str, Any]:
         return {

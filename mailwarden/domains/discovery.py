@@ -88,7 +88,7 @@ def protect(engine: Engine, suggestions: Iterable[Suggestion], now: datetime, so
         dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
         for row in rows:
             statement = dialect_insert(PROTECTED).values(**row).on_conflict_do_nothing(index_elements=["domain"])
-            if connection.execute(statement).rowcount:
+            if connection.execute(statement.returning(PROTECTED.c.id)).first() is not None:  # inserted
                 added.append(row["domain"])
     return added
 

@@ -234,8 +234,8 @@ def _claim(engine: Engine, lookalike: OwnLookalike, channel: str, recipient: str
         statement = _insert(connection).values(
             lookalike=lookalike.domain, protected_domain=lookalike.protected_domain, partner=partner,
             channel=channel, recipient=recipient, state=SENDING, attempts=1, created_at=now, updated_at=now)
-        if connection.execute(statement.on_conflict_do_nothing(
-                index_elements=["lookalike", "channel", "recipient"])).rowcount:
+        if connection.execute(statement.on_conflict_do_nothing(index_elements=["lookalike", "channel", "recipient"])
+                              .returning(NOTIFICATIONS.c.id)).first() is not None:
             return True
         retry = update(NOTIFICATIONS).where(
             NOTIFICATIONS.c.lookalike == lookalike.domain, NOTIFICATIONS.c.channel == channel,

@@ -304,6 +304,13 @@ def _insert(connection: Connection, table: Table) -> postgresql.Insert | sqlite.
     return postgresql.insert(table) if connection.dialect.name == "postgresql" else sqlite.insert(table)
 
 
+def _inserted(connection: Connection, statement: postgresql.Insert | sqlite.Insert) -> bool:
+    """Insert a ``lookalike_domains`` row unless one is there (ON CONFLICT DO NOTHING); was it inserted?
+    (RETURNING, since ``rowcount`` is not reliable for inserts with an implicit RETURNING on PostgreSQL.)"""
+    conflict_free = statement.on_conflict_do_nothing(index_elements=["domain"]).returning(LOOKALIKES.c.id)
+    return connection.execute(conflict_free).first() is not None
+
+
 def _add_event(connection: Connection, payload: dict[str, Any], now: datetime) -> None:
     """A ``lookalike.found`` row in the ``events`` outbox (the gateway's table, migration 0003)."""
     events = Base.metadata.tables.get("events")
@@ -323,6 +330,11 @@ def _add_indicator(connection: Connection, candidate: Candidate, seen: Observati
         index_elements=["type", "value", "source"],
         set_={"last_seen": statement.excluded.last_seen, "confidence": statement.excluded.confidence,
               "tags": statement.excluded.tags, "sightings": INDICATORS.c.sightings + 1}))
+    from mailwarden.intel.learn import record_lookalike  # the indicator store (issue 7): shared from there
+
+    record_lookalike(connection, domain=candidate.domain, lookalike_of=candidate.lookalike_of,
+                     technique=candidate.technique, confidence=candidate.score, source=source, kind=candidate.kind,
+                     now=now, mail_enabled=seen.has("MX"), listed=bool(seen.dnsbl))
 
 
 def _previous(connection: Connection, domains: Iterable[str] | None = None) -> dict[str, Any]:
@@ -373,7 +385,7 @@ def save_observations(engine: Engine, observed: Iterable[tuple[Candidate, Observ
                 values.setdefault("records", {})
                 values.setdefault("dnsbl", [])
                 statement = _insert(connection, LOOKALIKES).values(domain=candidate.domain, **values)
-                if not connection.execute(statement.on_conflict_do_nothing(index_elements=["domain"])).rowcount:
+                if not _inserted(connection, statement):
                     continue  # another run stored it a moment ago and reports it
             else:
                 connection.execute(update(LOOKALIKES).where(LOOKALIKES.c.domain == candidate.domain).values(**values))
@@ -508,7 +520,7 @@ async def record_seen_in_mail(engine: Engine, org: OrgConfig, seen: Iterable[See
                         domain=item.domain, protected_domain=item.lookalike_of, kind=item.kind,
                         technique=item.technique, score=item.score, status=SEEN, first_seen=when, last_seen=when,
                         mail_seen_at=when, reported_at=when, records={}, dnsbl=[])
-                    if not connection.execute(statement.on_conflict_do_nothing(index_elements=["domain"])).rowcount:
+                    if not _inserted(connection, statement):
                         continue
                 else:
                     connection.execute(update(LOOKALIKES).where(LOOKALIKES.c.domain == item.domain).values(

@@ -15,20 +15,24 @@ sender gets a delivery status notification, RFC 3464, unless the message was its
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, make_msgid
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosmtplib
 from sqlalchemy import Connection, Engine, Table, and_, insert, or_, select, update
+from sqlalchemy.exc import DBAPIError
 
 from mailwarden.gateway.actions import delivery_bytes
 from mailwarden.gateway.paging import DEFAULT_LIMIT, Page, page
 from mailwarden.gateway.settings import GatewaySettings, parse_hostport
 from mailwarden.gateway.spool import Spool, new_ref
+from mailwarden.store.db import begin_write
 from mailwarden.store.models import Base
 
 log = logging.getLogger("mailwarden.gateway.queue")
@@ -36,7 +40,9 @@ log = logging.getLogger("mailwarden.gateway.queue")
 QUEUE: Table = Base.metadata.tables["gateway_queue"]
 QUARANTINE: Table = Base.metadata.tables["gateway_quarantine"]
 ACTIVE_STATES = ("pending", "delivering")
+RECORD_ATTEMPTS = 4
 Clock = Callable[[], datetime]
+_T = TypeVar("_T")
 
 
 def utcnow() -> datetime:
@@ -106,6 +112,18 @@ def _finish(connection: Connection, entry_id: int, state: str, now: datetime, **
         state=state, claimed_by=None, lease_until=None, updated_at=now, **values))
 
 
+def _hold_back(connection: Connection, destination: str, retry_at: datetime, now: datetime) -> None:
+    """Every pending entry for a destination that cannot be reached waits until ``retry_at`` too. On PostgreSQL
+    rows other workers hold are skipped (``SKIP LOCKED``): they are being tried anyway, and waiting for them
+    while holding this entry's row would deadlock two workers recording at the same time."""
+    waiting = select(QUEUE.c.id).where(QUEUE.c.destination == destination, QUEUE.c.state == "pending",
+                                       QUEUE.c.next_attempt_at < retry_at)
+    if connection.dialect.name == "postgresql":
+        waiting = waiting.with_for_update(skip_locked=True)
+    connection.execute(update(QUEUE).where(QUEUE.c.id.in_(waiting.scalar_subquery()))
+                       .values(next_attempt_at=retry_at, updated_at=now))
+
+
 def blob_needed(connection: Connection, ref: str) -> bool:
     """Whether a queue entry still to deliver or a held quarantine entry needs this spooled message."""
     queued = connection.execute(select(QUEUE.c.id).where(QUEUE.c.message_ref == ref,
@@ -149,7 +167,7 @@ def retry_now(engine: Engine, entry_ids: Iterable[int] | None, now: datetime) ->
 
 def drop(engine: Engine, spool: Spool, entry_id: int, now: datetime) -> bool:
     """Take an entry out of the queue for good (no delivery, no DSN); its message goes when unneeded."""
-    with engine.begin() as connection:
+    with begin_write(engine) as connection:
         row = connection.execute(select(QUEUE.c.message_ref).where(QUEUE.c.id == entry_id,
                                                                    QUEUE.c.state.in_(ACTIVE_STATES))).first()
         if row is None:
@@ -201,8 +219,9 @@ class DeliveryWorker:
     """Claims due entries and delivers them, ``settings.delivery_concurrency`` at a time."""
 
     def __init__(self, engine: Engine, spool: Spool, settings: GatewaySettings, authserv_id: str,
-                 clock: Clock = utcnow) -> None:
+                 clock: Clock = utcnow, db_executor: concurrent.futures.Executor | None = None) -> None:
         self.engine = engine
+        self.db_executor = db_executor  # where claims and outcomes are written (None: the loop's default pool)
         self.spool = spool
         self.settings = settings
         self.authserv_id = authserv_id
@@ -210,6 +229,12 @@ class DeliveryWorker:
         self.wake = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.delivery_concurrency)
         self._running: set[asyncio.Task[None]] = set()
+        self._backlog = True  # more may be due than the last claim took: a finished delivery claims again
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if self._backlog:
+            self.wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         worker = self.settings.worker_id
@@ -218,14 +243,15 @@ class DeliveryWorker:
             entries: list[QueueEntry] = []
             if free > 0:
                 try:
-                    entries = await asyncio.to_thread(claim, self.engine, worker, free, self.settings.lease,
-                                                      self.clock())
+                    entries = await self._db(claim, self.engine, worker, free, self.settings.lease,
+                                             self.clock())
                 except Exception:  # the database is away: try again, never crash the gateway
                     log.exception("claiming queue entries failed")
+            self._backlog = free <= 0 or len(entries) == free
             for entry in entries:
                 task = asyncio.create_task(self._deliver_one(entry))
                 self._running.add(task)
-                task.add_done_callback(self._running.discard)
+                task.add_done_callback(self._finished)
             if entries and len(entries) == free:
                 await asyncio.sleep(0)
                 continue
@@ -236,12 +262,28 @@ class DeliveryWorker:
                 waiting.cancel()
         if self._running:
             await asyncio.wait(self._running, timeout=self.settings.shutdown_grace)
+        for _ in range(2):  # still going after the grace: given up (and retried after the restart); the second
+            for task in list(self._running):  # cancel ends the QUIT that closing the connection tries
+                task.cancel()
+            if self._running:
+                await asyncio.wait(self._running, timeout=1.0)
         await asyncio.to_thread(release_claims, self.engine, worker, self.clock())
+
+    async def _db(self, function: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self.db_executor, functools.partial(function, *args))
 
     async def _deliver_one(self, entry: QueueEntry) -> None:
         try:
             outcome = await self.attempt(entry)
-            await asyncio.to_thread(self.record, entry, outcome)
+            for attempt in range(RECORD_ATTEMPTS):  # a delivery not recorded would be made again: try hard
+                try:
+                    await self._db(self.record, entry, outcome)
+                    break
+                except DBAPIError:
+                    if attempt == RECORD_ATTEMPTS - 1:
+                        raise
+                    log.warning("recording queue entry %s failed, trying again", entry.id, exc_info=True)
+                    await asyncio.sleep(0.05 * 2 ** attempt)
         except Exception:  # left claimed: the lease runs out and the entry is tried again
             log.exception("delivering queue entry %s failed", entry.id)
 
@@ -299,10 +341,7 @@ class DeliveryWorker:
                 _finish(connection, entry.id, "pending", now, recipients=list(temporary), attempts=attempts,
                         next_attempt_at=retry_at, last_error="; ".join(temporary.values())[:2000])
                 if outcome.unreachable:
-                    connection.execute(update(QUEUE).where(QUEUE.c.destination == entry.destination,
-                                                           QUEUE.c.state == "pending",
-                                                           QUEUE.c.next_attempt_at < retry_at)
-                                       .values(next_attempt_at=retry_at, updated_at=now))
+                    _hold_back(connection, entry.destination, retry_at, now)
             elif permanent:
                 _finish(connection, entry.id, "failed", now, attempts=attempts,
                         last_error="; ".join(permanent.values())[:2000])

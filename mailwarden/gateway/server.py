@@ -5,6 +5,9 @@
     await gateway.stop()       # graceful: stop listening, finish transactions in flight, stop workers
     run(gateway)               # start, wait for SIGTERM or SIGINT, stop (the ``serve`` command)
 
+Besides delivery, the workers prune the archive (``[gateway] archive_days``) and save what the profile learner
+learned from delivered mail.
+
 Restart resumes everything pending: queue entries live in the database and their messages in the spool,
 entries this worker had claimed are given back at start-up, and another node's are claimed again when
 their lease runs out. Spool files no row refers to belonged to transactions that never got a 250; they
@@ -21,6 +24,7 @@ import signal
 import socket
 import ssl
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +32,21 @@ import uvicorn
 from sqlalchemy import Engine, event
 
 from mailwarden.config import OrgConfig
+from mailwarden.dmarc.schedule import PostureSchedule
+from mailwarden.gateway import archive
+from mailwarden.gateway.learner import ProfileLearner
 from mailwarden.gateway.queue import Clock, DeliveryWorker, referenced_refs, release_claims, utcnow
 from mailwarden.gateway.receive import Receiver, RecipientPolicy
 from mailwarden.gateway.settings import GatewaySettings
-from mailwarden.gateway.smtp import ConnectionLimits, GatewayHandler, GatewaySMTP
+from mailwarden.gateway.smtp import CommandLimits, ConnectionLimits, GatewayHandler, GatewaySMTP
 from mailwarden.gateway.spool import Spool
+from mailwarden.intel.service import IntelService
+from mailwarden.intel.settings import IntelSettings
 from mailwarden.pipeline import Context
 from mailwarden.profiles import Profiles
 from mailwarden.resolver import Resolver
 from mailwarden.signals import load_scoring
+from mailwarden.store.blobs import BlobStore
 from mailwarden.store.db import make_engine
 from mailwarden.store.migrate import upgrade
 
@@ -88,8 +98,10 @@ class Gateway:
 
     def __init__(self, *, settings: GatewaySettings, org: OrgConfig, data_dir: Path, database_url: str,
                  resolver: Resolver | None = None, profiles: Profiles | None = None, clock: Clock = utcnow,
-                 policy: RecipientPolicy | None = None) -> None:
+                 policy: RecipientPolicy | None = None, intel: IntelSettings | None = None) -> None:
         self.settings = settings.validate()
+        self.intel_settings = intel or IntelSettings()  # [intel]: sinks, pulls, list reloads
+        self.intel: IntelService | None = None
         self.org = org
         self.data_dir = data_dir
         self.database_url = database_url
@@ -98,15 +110,20 @@ class Gateway:
         self._resolver = resolver
         self._profiles = profiles
         self.spool = Spool(data_dir / "spool")
+        self.blobs = BlobStore(data_dir / "archive")
+        self.learner: ProfileLearner | None = None
         self.limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_client)
         self.sessions: set[GatewaySMTP] = set()
         self.stopping = asyncio.Event()
         self.engine: Engine | None = None
         self.receiver: Receiver | None = None
         self.worker: DeliveryWorker | None = None
+        self.posture: PostureSchedule | None = None  # [dmarc]: the scheduled posture check
         self.smtp_port = 0
         self.http_port = 0
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._io_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._db_executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._smtp_server: asyncio.AbstractServer | None = None
         self._api: _ApiServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -125,6 +142,7 @@ class Gateway:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.spool.create()
+        self.blobs.create()
         self.engine = engine = await asyncio.to_thread(open_engine, self.database_url)
         worker_id = self.settings.worker_id
         resumed = await asyncio.to_thread(release_claims, engine, worker_id, self.clock())
@@ -146,11 +164,23 @@ class Gateway:
         await asyncio.to_thread(lambda: context.domain_index)  # built once, before the first message
         self._executor = concurrent.futures.ThreadPoolExecutor(self.settings.scan_workers,
                                                                thread_name_prefix="mailwarden-scan")
-        self.worker = DeliveryWorker(engine, self.spool, self.settings, self.authserv_id, self.clock)
+        self._io_executor = concurrent.futures.ThreadPoolExecutor(self.settings.io_workers,
+                                                                  thread_name_prefix="mailwarden-io")
+        writers = 1 if engine.dialect.name == "sqlite" else self.settings.io_workers  # SQLite: one writer at a time
+        self._db_executor = concurrent.futures.ThreadPoolExecutor(writers, thread_name_prefix="mailwarden-db")
+        self.worker = DeliveryWorker(engine, self.spool, self.settings, self.authserv_id, self.clock,
+                                     db_executor=self._db_executor)
         worker = self.worker
+        self.learner = ProfileLearner(engine, context, batch=self.settings.learn_batch,
+                                      interval=self.settings.learn_interval)
         self.receiver = Receiver(engine=engine, spool=self.spool, org=self.org, context=context, resolver=resolver,
                                  settings=self.settings, executor=self._executor, clock=self.clock,
-                                 on_enqueued=worker.wake.set, policy=self.policy)
+                                 on_enqueued=worker.wake.set, policy=self.policy, blobs=self.blobs,
+                                 learner=self.learner, io_executor=self._io_executor,
+                                 db_executor=self._db_executor)
+        self.intel = IntelService(engine, self.org, self.intel_settings, context, clock=self.clock)
+        self._tasks += await self.intel.start(self.stopping)  # block lists loaded before the first message
+        self.receiver.on_threat = self.intel.learn
         handler = GatewayHandler(self.receiver, self.org, self.settings)
         tls = self._tls_context()
         settings = self.settings
@@ -158,6 +188,7 @@ class Gateway:
         def protocol() -> GatewaySMTP:
             return GatewaySMTP(handler, limits=self.limits, sessions=self.sessions,
                                max_line_length=settings.max_line_length, data_size_limit=settings.max_message_size,
+                               greet_pause=settings.greet_pause, command_limits=CommandLimits.of(settings),
                                enable_SMTPUTF8=True, hostname=settings.server_name, ident="Mailwarden",
                                tls_context=tls, timeout=settings.smtp_timeout, loop=loop)
 
@@ -166,6 +197,9 @@ class Gateway:
         self._smtp_server = await loop.create_server(protocol, sock=smtp_socket)
         self._tasks.append(asyncio.create_task(worker.run(self.stopping), name="delivery"))
         self._tasks.append(asyncio.create_task(self._sweep_orphans(), name="spool-sweep"))
+        self._tasks.append(asyncio.create_task(self.learner.run(self.stopping), name="learner"))
+        self._tasks.append(asyncio.create_task(self._prune_archive(), name="archive-prune"))
+        self._start_dmarc(engine, resolver)
         await self._start_api(loop)
         log.info("SMTP on %s:%d, API on %s:%d, relay %s", settings.smtp_address[0], self.smtp_port,
                  settings.http_address[0], self.http_port, settings.relay)
@@ -180,7 +214,9 @@ class Gateway:
             loop.call_soon_threadsafe(worker.wake.set)
 
         services = ApiServices(engine=self.engine, spool=self.spool, settings=self.settings,
-                               authserv_id=self.authserv_id, clock=self.clock, wake=wake)
+                               authserv_id=self.authserv_id, clock=self.clock, wake=wake, org=self.org,
+                               resolver=self.receiver.resolver if self.receiver is not None else None,
+                               blobs=self.blobs, intel=self.intel_settings)
         api_socket = listening_socket(*self.settings.http_address)
         self.http_port = api_socket.getsockname()[1]
         config = uvicorn.Config(create_app(services), lifespan="off", log_level="warning", access_log=False)
@@ -192,6 +228,19 @@ class Gateway:
                 self._tasks[-1].result()
                 raise RuntimeError("the HTTP API did not start")
 
+    def _start_dmarc(self, engine: Engine, resolver: Resolver) -> None:
+        """``[dmarc]``: mail for the report addresses is ingested, not relayed; the posture check runs on."""
+        from mailwarden.dmarc.ingest import DmarcIngest
+        from mailwarden.dmarc.mailbox import ReportMailbox
+
+        dmarc = self.org.dmarc
+        if dmarc.serve.report_addresses and self.receiver is not None:
+            ingest = DmarcIngest(engine, self.data_dir, own_domains=self.org.domains, settings=dmarc, clock=self.clock)
+            self.receiver.mailbox = ReportMailbox(ingest, self.spool, dmarc.serve.report_addresses)
+        relay = self.org.notify.relay or self.settings.relay  # partner notices: [notify] relay, else our next hop
+        self.posture = PostureSchedule(engine, self.org, resolver, now=self.clock, relay=relay)
+        self._tasks.append(asyncio.create_task(self.posture.run(self.stopping), name="dmarc-posture"))
+
     async def _sweep_orphans(self) -> None:
         while not self.stopping.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
@@ -202,6 +251,24 @@ class Gateway:
                 self.spool.sweep(await asyncio.to_thread(referenced_refs, self.engine), older_than=ORPHAN_AGE)
             except Exception:
                 log.exception("spool sweep failed")
+
+    async def _prune_archive(self) -> None:
+        """Retention: every ``archive_prune_interval`` seconds (and at start), what is older than ``archive_days``."""
+        while not self.stopping.is_set():
+            if self.engine is None:
+                return
+            now = self.clock()
+            try:
+                removed = await asyncio.to_thread(archive.prune, self.engine, self.blobs, now=now,
+                                                  older_than=now - timedelta(days=self.settings.archive_days))
+                await asyncio.to_thread(self.blobs.sweep_tmp)
+            except Exception:
+                log.exception("archive pruning failed")
+            else:
+                if removed.count:
+                    log.info("archive retention removed %d messages", removed.count)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=self.settings.archive_prune_interval)
 
     async def stop(self) -> None:
         """Stop listening, let transactions in flight finish (up to the grace time), then stop the rest."""
@@ -222,6 +289,9 @@ class Gateway:
             task.cancel()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._io_executor, self._db_executor):
+            if pool is not None:
+                pool.shutdown(wait=True)  # writes in flight finish (they were answered or will be)
         if self.engine is not None:
             self.engine.dispose()
         log.info("stopped")

@@ -5,7 +5,9 @@
     MAILWARDEN_RELAY         host:port of the next hop (the organisation's own mail server)
     MAILWARDEN_TLS_CERT / MAILWARDEN_TLS_KEY   PEM files; STARTTLS is offered when both are set
 
-``[gateway]`` in org.toml may also set the limits and retry policy (the field names below).
+``[gateway]`` in org.toml may also set the limits and retry policy (the field names below), the archive's
+retention (``archive_days``) and how the learned profiles are saved (``learn_batch``, ``learn_interval``).
+``greet_pause = 0`` turns the early-talker check off; every other number must be positive.
 """
 
 from __future__ import annotations
@@ -55,8 +57,17 @@ class GatewaySettings:
     max_recipients: int = 100
     max_connections: int = 500
     max_connections_per_client: int = 20
+    greet_pause: float = 0.5  # seconds between the first and last greeting line; a client talking in it is refused
+    max_commands: int = 10_000  # per session
+    max_junk_commands: int = 100  # NOOP, RSET, VRFY, EXPN, HELP, HELO/EHLO between two accepted messages
+    max_unknown_commands: int = 5  # per session
     smtp_timeout: float = 300.0
     scan_workers: int = 4
+    io_workers: int = 16  # spool and archive writes, database transactions of the SMTP side
+    archive_days: float = 90.0  # accepted messages are kept this long, then pruned
+    archive_prune_interval: float = 3600.0
+    learn_batch: int = 100  # delivered messages folded into the profiles before they are saved ...
+    learn_interval: float = 30.0  # ... or after this many seconds, whichever comes first
     delivery_concurrency: int = 20
     delivery_timeout: float = 60.0
     retry_base: float = 60.0  # seconds before the first retry; doubles per attempt
@@ -98,9 +109,14 @@ class GatewaySettings:
                 raise ConfigError(f"TLS file not found: {path}")
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name in _MAY_BE_ZERO and value == 0:
+                continue
             if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
                 raise ConfigError(f"[gateway] {f.name} must be positive")
         return self
+
+
+_MAY_BE_ZERO = ("greet_pause",)
 
 
 def _from_table(table: object, source: str) -> dict[str, Any]:

@@ -8,7 +8,19 @@
   in another transaction).
 - Connections: at most ``max_connections`` in all and ``max_connections_per_client`` from one address
   (``421 4.7.0``, then the connection is closed).
-- SIZE is announced in EHLO and enforced (aiosmtpd: ``552`` for MAIL FROM SIZE= and for DATA).
+- SIZE and PIPELINING are announced in EHLO; SIZE is enforced (aiosmtpd: ``552`` for MAIL FROM SIZE= and DATA).
+- Early talkers: the greeting comes in two lines ``greet_pause`` seconds apart (``220-`` first, as Postfix's
+  postscreen does); a client that sends anything before the last line is a bot that does not wait for the
+  server, and gets ``554 5.5.1`` and the connection is closed.
+- Pipelining abuse: PIPELINING (RFC 2920) allows groups of commands, but a group ends with EHLO, HELO, DATA,
+  STARTTLS, VRFY, EXPN or NOOP, and without EHLO there are no groups at all. A client that sends more after
+  one of those (message data before our 354, commands before the EHLO reply, plaintext after STARTTLS) before
+  reading our reply gets ``554 5.5.0`` and the connection is closed, so nothing it sent ahead is taken as
+  commands or as a message.
+- Command limits per session: ``max_commands`` in all, ``max_junk_commands`` (NOOP, RSET, VRFY, EXPN, HELP,
+  HELO/EHLO) between two accepted messages, ``max_unknown_commands`` unrecognised ones; over a limit the
+  client gets ``421 4.7.0`` and the connection is closed. (aiosmtpd looks every command up in one table,
+  ``SMTP._smtp_methods``: wrapping that lookup is where they are counted.)
 - Long lines: real mail breaks RFC 5321's 1,000-octet limit often; like Postfix we take lines of any
   length (up to the message size) instead of refusing the message.
 - SMTP smuggling: the end of data is only ``<CRLF>.<CRLF>`` (aiosmtpd reads lines up to CRLF), and data
@@ -25,6 +37,7 @@ import ipaddress
 import logging
 import re
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -34,18 +47,28 @@ from mailwarden.gateway.receive import Receiver, Transaction
 from mailwarden.gateway.replies import (
     BAD_RECIPIENT,
     BARE_NEWLINE,
+    EARLY_TALKER,
+    GREETING_FIRST,
+    IMPROPER_PIPELINING,
     RECIPIENT_OK,
     RELAY_DENIED,
     SERVER_BUSY,
     SHUTTING_DOWN,
     TEMPORARY_FAILURE,
+    TOO_MANY_COMMANDS,
     TOO_MANY_CONNECTIONS,
+    TOO_MANY_JUNK_COMMANDS,
     TOO_MANY_RECIPIENTS,
+    TOO_MANY_UNKNOWN_COMMANDS,
+    UNKNOWN_COMMAND,
+    reply_text,
 )
 from mailwarden.gateway.settings import GatewaySettings
 
 log = logging.getLogger("mailwarden.gateway.smtp")
 _BARE_NEWLINE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+GROUP_ENDS = frozenset({"EHLO", "HELO", "DATA", "STARTTLS", "VRFY", "EXPN", "NOOP"})  # RFC 2920 section 3.1
+JUNK = frozenset({"NOOP", "RSET", "VRFY", "EXPN", "HELP", "HELO", "EHLO"})
 
 
 def client_ip(session: Session) -> str:
@@ -94,15 +117,58 @@ class ConnectionLimits:
             del self.by_client[address]
 
 
+@dataclass(frozen=True)
+class CommandLimits:
+    """Per session: commands in all, junk commands between accepted messages, unrecognised commands."""
+
+    max_commands: int = 10_000
+    max_junk: int = 100
+    max_unknown: int = 5
+
+    @classmethod
+    def of(cls, settings: GatewaySettings) -> CommandLimits:
+        return cls(settings.max_commands, settings.max_junk_commands, settings.max_unknown_commands)
+
+
+class _CommandTable(dict[str, Any]):
+    """aiosmtpd's command table; every command line is looked up here, so this is where commands are counted."""
+
+    def __init__(self, methods: dict[str, Any], session: GatewaySMTP) -> None:
+        super().__init__(methods)
+        self._session = session
+
+    def get(self, command: str, default: Any = None) -> Any:
+        return self._session.dispatch(command, super().get(command, default))
+
+
 class GatewaySMTP(SMTP):
-    """aiosmtpd's protocol with connection limits, lines of any length, and a registry for shutdown."""
+    """aiosmtpd's protocol with connection and command limits, the early-talker and pipelining checks, lines of
+    any length, and a registry for shutdown."""
 
     def __init__(self, handler: Any, *, limits: ConnectionLimits, sessions: set[GatewaySMTP],
-                 max_line_length: int, **kwargs: Any) -> None:
+                 max_line_length: int, greet_pause: float = 0.0,
+                 command_limits: CommandLimits | None = None, **kwargs: Any) -> None:
         self.line_length_limit = max_line_length  # read by SMTP.__init__ for its StreamReader
         self._limits = limits
         self._sessions = sessions
+        self._greet_pause = greet_pause
+        self._command_limits = command_limits or CommandLimits()
+        self._greeted = False
+        self._talked_early = False
+        self._commands = 0
+        self._junk = 0
+        self._unknown = 0
         super().__init__(handler, **kwargs)
+        self._smtp_methods = _CommandTable(self._smtp_methods, self)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._greeted:
+            self._talked_early = True
+        super().data_received(data)
+
+    def _buffered(self) -> int:
+        """Bytes the client sent that were not read yet (what it sent ahead of our reply)."""
+        return len(getattr(self._reader, "_buffer", b""))
 
     async def _handle_client(self) -> None:
         assert self.session is not None
@@ -116,10 +182,71 @@ class GatewaySMTP(SMTP):
             return
         self._sessions.add(self)
         try:
-            await super()._handle_client()
+            if self._greet_pause > 0 and not await self._patient_client(address):
+                return
+            self._greeted = True
+            await super()._handle_client()  # the last greeting line, then the commands
         finally:
             self._limits.leave(address)
             self._sessions.discard(self)
+
+    async def _patient_client(self, address: str) -> bool:
+        """The first greeting line, the pause, and whether the client kept quiet all along."""
+        if not self._talked_early:
+            await self.push(GREETING_FIRST.format(host=self.hostname))
+            await asyncio.sleep(self._greet_pause)
+        if not self._talked_early:
+            return True
+        log.warning("refused an early talker from %s", address)
+        await self._refuse(EARLY_TALKER)
+        return False
+
+    async def _refuse(self, reply: str) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self.push(reply)
+        if self.transport is not None:
+            self.transport.close()
+
+    def dispatch(self, command: str, method: Any) -> Any:
+        """The handler for one command line: its own, or one that refuses and closes (see the module docstring)."""
+        assert self.session is not None
+        limits = self._command_limits
+        self._commands += 1
+        peer = client_ip(self.session)
+        refusal = None
+        if self._buffered() and (command in GROUP_ENDS or not self.session.extended_smtp):
+            refusal = IMPROPER_PIPELINING.format(command=command)
+        elif self._commands > limits.max_commands:
+            refusal = TOO_MANY_COMMANDS
+        elif method is None:
+            self._unknown += 1
+            if self._unknown > limits.max_unknown:
+                refusal = TOO_MANY_UNKNOWN_COMMANDS
+            else:
+                return self._unrecognised(command)
+        elif command in JUNK:
+            self._junk += 1
+            if self._junk > limits.max_junk:
+                refusal = TOO_MANY_JUNK_COMMANDS
+        if refusal is None:
+            return method
+        log.warning("closing the session with %s: %s", peer, refusal)
+        closing = refusal
+
+        async def refuse(arg: str | None) -> None:
+            await self._refuse(closing)
+
+        return refuse
+
+    def _unrecognised(self, command: str) -> Any:
+        async def answer(arg: str | None) -> None:
+            await self.push(UNKNOWN_COMMAND.format(command=reply_text(command, 40).replace('"', "?")))
+
+        return answer
+
+    def message_accepted(self) -> None:
+        """A message got its 250: junk commands count from zero again (as Postfix's junk command limit)."""
+        self._junk = 0
 
     def close_for_shutdown(self) -> None:
         """Say 421 and hang up (the client retries later, elsewhere or after the restart)."""
@@ -138,6 +265,12 @@ class GatewayHandler:
         self.receiver = receiver
         self.org = org
         self.settings = settings
+
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+                          responses: list[str]) -> list[str]:
+        """aiosmtpd's EHLO reply with PIPELINING (RFC 2920) announced."""
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
@@ -167,7 +300,10 @@ class GatewayHandler:
             except Exception:
                 log.exception("cannot write the rejection log")
             return BARE_NEWLINE
-        return await self.receiver.receive(transaction, raw)
+        reply = await self.receiver.receive(transaction, raw)
+        if reply.startswith("250") and isinstance(server, GatewaySMTP):
+            server.message_accepted()
+        return reply
 
     async def handle_exception(self, error: Exception) -> str:
         log.error("SMTP session failed: %s: %s", type(error).__name__, error)

@@ -93,6 +93,18 @@ def _on_sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql(connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "BEGIN"))
 
 
+@contextmanager
+def begin_write(engine: Engine) -> Iterator[Connection]:
+    """A transaction that reads before it writes. On SQLite it takes the write lock at once (``BEGIN
+    IMMEDIATE``): a deferred one would fail with "database is locked" when another writer commits between
+    its first read and its first write, instead of waiting its turn."""
+    with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.execution_options(**{SQLITE_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+        with connection.begin():
+            yield connection
+
+
 def _reason(exc: SQLAlchemyError) -> str:
     """The driver's own message: SQLAlchemy's text repeats the statement and (possibly huge) parameters."""
     if isinstance(exc, DBAPIError) and exc.orig is not None:

@@ -147,6 +147,7 @@ class ApiKeyRow(Base):
     scopes: Mapped[list[str]] = mapped_column(json_list())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    user_email: Mapped[str | None] = mapped_column(Text, nullable=True)  # quarantine:own keys (migration 0006)
 
 
 class EventRow(Base):

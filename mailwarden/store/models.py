@@ -108,5 +108,7 @@ class ProfileRow(Base):
 
 # Tables kept in modules of their own, on the same metadata (imported last: they need Base).
 from mailwarden.dmarc import models as _dmarc_models  # noqa: E402, F401  (DMARC reports, migration 0004)
+from mailwarden.intel import models as _intel_models  # noqa: E402, F401  (indicator store, migration 0007)
+from mailwarden.store import archive_models as _archive_models  # noqa: E402, F401  (archive, migration 0006)
 from mailwarden.store import gateway_models as _gateway_models  # noqa: E402, F401  (gateway, migration 0003)
 from mailwarden.store import lookalike_models as _lookalike_models  # noqa: E402, F401  (lookalike watch, 0005)

@@ -10,17 +10,18 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, Insert, Row, Table, select
+from sqlalchemy import Connection, Engine, Insert, Row, Table, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mailwarden.config import Settings
 from mailwarden.profiles import Profile, Profiles
-from mailwarden.store.db import make_engine, parse_url, sqlite_file, store_errors
+from mailwarden.store.db import begin_write, make_engine, parse_url, sqlite_file, store_errors
 from mailwarden.store.migrate import upgrade
 from mailwarden.store.models import Base, ProfileRow
 
 SAVE_BATCH = 1000  # rows per executemany: bounds memory per statement, keeps round trips few
 PROFILES: Table = Base.metadata.tables[ProfileRow.__tablename__]
+PG_PROFILE_MERGE_LOCK = 0x6D77_7072_6F66  # "mwprof": the advisory lock processes merging learned profiles share
 
 
 class Store:
@@ -71,6 +72,37 @@ class Store:
             for batch in _batches(rows, SAVE_BATCH):
                 connection.execute(statement, batch)
 
+    def merge_profiles(self, learned: Profiles) -> Profiles:
+        """Add newly learned profiles to the stored ones and return the merged profiles of the keys touched.
+
+        Counts are added, sets united (within their caps), first and last seen widened, in one transaction
+        that processes take in turn (an advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so two
+        gateways learning at once lose nothing. The gateway calls this with a batch of delivered messages."""
+        merged = Profiles()
+        learned_items = [*learned.senders.values(), *learned.domains.values()]
+        if not learned_items:
+            return merged
+        with store_errors("merge profiles into", self.engine.url), begin_write(self.engine) as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_PROFILE_MERGE_LOCK})
+            stored: dict[tuple[str, str], Profile] = {}
+            for kind, table in (("sender", learned.senders), ("domain", learned.domains)):
+                keys = list(table)
+                for start in range(0, len(keys), SAVE_BATCH):
+                    chunk = keys[start:start + SAVE_BATCH]
+                    for row in connection.execute(select(PROFILES).where(PROFILES.c.kind == kind,
+                                                                         PROFILES.c.key.in_(chunk))):
+                        found = _profile_from_row(row)
+                        stored[(kind, found.key)] = found
+            rows = []
+            for new in learned_items:
+                combined = _combined(stored.get((new.kind, new.key)), new)
+                (merged.senders if new.kind == "sender" else merged.domains)[new.key] = combined
+                rows.append(_row_from_profile(combined))
+            statement = _upsert(connection)
+            for batch in _batches(rows, SAVE_BATCH):
+                connection.execute(statement, batch)
+        return merged
 
 def load_profiles(settings: Settings) -> Profiles:
     """The learned profiles for scanning; empty, without creating anything, before the first ``learn``."""
@@ -103,6 +135,18 @@ def _row_from_profile(profile: Profile) -> dict[str, Any]:
         **{name: sorted(getattr(profile, name)) for name in Profile.SET_FIELDS},
     }
 
+
+def _combined(stored: Profile | None, learned: Profile) -> Profile:
+    """A new profile: what was stored plus what was learned since."""
+    if stored is None:
+        combined = Profile(kind=learned.kind, key=learned.key, first_seen=learned.first_seen,
+                           last_seen=learned.last_seen, count=learned.count)
+    else:
+        combined = Profile(kind=stored.kind, key=stored.key, first_seen=min(stored.first_seen, learned.first_seen),
+                           last_seen=max(stored.last_seen, learned.last_seen), count=stored.count + learned.count,
+                           **{name: set(getattr(stored, name)) for name in Profile.SET_FIELDS})
+    combined.merge_sets({name: sorted(getattr(learned, name)) for name in Profile.SET_FIELDS})
+    return combined
 
 def _upsert(connection: Connection) -> Insert:
     """INSERT ... ON CONFLICT (kind, key) DO UPDATE, in the dialect's own syntax (both have one)."""

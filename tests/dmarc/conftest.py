@@ -3,13 +3,14 @@
 ``corpus`` is ../shared/corpora/dmarc (by path, never copied). ``dovecot`` starts Debian's Dovecot in the
 foreground on 127.0.0.1 at a free port with a config written into tmp_path: one passwd-file user, plaintext
 login allowed (loopback only), maildirs in tmp_path. ``posture_dns`` starts Knot (tests/auth/dnsserver.py)
-serving the zones of ``posture_zones``; nothing here asks the machine's resolver. When dovecot or knotd is
-missing the tests fail under CI=true (scripts/test installs both) and are skipped otherwise.
+serving the zones of ``posturezones.py``; nothing here asks the machine's resolver. ``start_gateway`` and
+``downstream`` are the gateway's own fixtures (``tests/gateway/conftest.py``) and ``api`` the API's
+(``tests/api/apiharness.py``), imported. When dovecot or
+knotd is missing the tests fail under CI=true (scripts/test installs both) and are skipped otherwise.
 """
 
 from __future__ import annotations
 
-import base64
 import getpass
 import grp
 import os
@@ -23,13 +24,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "auth"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gateway"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "api"))
 
-from dnsserver import KnotServer, Record, free_port, knotd_path
+from apiharness import api  # noqa: F401  (the API on a real database, for the DMARC endpoints)
+from dnsserver import KnotServer, free_port, knotd_path
+from gateway.conftest import downstream, downstream_port, gw_dns, gw_resolver, start_gateway  # noqa: F401
 from imapserver import Imap, answers, dovecot_path
+from posturezones import posture_zones
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "dmarc"
 
@@ -169,57 +173,6 @@ def dovecot(tmp_path: Path) -> Iterator[Imap]:
 
 
 # --- Knot DNS for the posture check ----------------------------------------------------------------------
-
-def _rsa_public(bits: int) -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return base64.b64encode(der).decode("ascii")
-
-
-def posture_zones() -> dict[str, list[Record]]:
-    """``posture.test``: one domain per situation the posture check names."""
-    r: list[Record] = []
-
-    def txt(name: str, text: str) -> None:
-        r.append((f"{name}.posture.test" if name else "posture.test", 300, "TXT", text))
-
-    # strong.posture.test: everything right
-    txt("strong", "v=spf1 ip4:192.0.2.0/24 include:spf.posture.test -all")
-    txt("spf", "v=spf1 ip4:198.51.100.0/24 -all")
-    txt("_dmarc.strong", "v=DMARC1; p=reject; rua=mailto:dmarc@strong.posture.test")
-    txt("selector1._domainkey.strong", f"v=DKIM1; k=rsa; p={_rsa_public(2048)}")
-    txt("_mta-sts.strong", "v=STSv1; id=20261201")
-    txt("_smtp._tls.strong", "v=TLSRPTv1; rua=mailto:tls@strong.posture.test")
-    r.append(("strong.posture.test", 300, "MX", "10 mx.strong.posture.test."))
-    r.append(("mx.strong.posture.test", 300, "A", "192.0.2.25"))
-    # weak.posture.test: monitoring only, +all, a short DKIM key, no MTA-STS or TLS-RPT
-    txt("weak", "v=spf1 +all")
-    txt("_dmarc.weak", "v=DMARC1; p=none")
-    txt("mycorp2024._domainkey.weak", f"v=DKIM1; k=rsa; p={_rsa_public(1024)}")
-    r.append(("weak.posture.test", 300, "MX", "10 mx.strong.posture.test."))
-    # partial.posture.test: quarantine at 25%, unprotected subdomains, SPF near the lookup limit
-    txt("partial", "v=spf1 " + " ".join(f"include:i{n}.posture.test" for n in range(9)) + " ~all")
-    for n in range(9):
-        txt(f"i{n}", "v=spf1 -all")
-    txt("_dmarc.partial", "v=DMARC1; p=quarantine; sp=none; pct=25; rua=mailto:d@partial.posture.test")
-    r.append(("partial.posture.test", 300, "MX", "10 mx.strong.posture.test."))
-    # broken.posture.test: two SPF records, no DMARC
-    txt("broken", "v=spf1 -all")
-    txt("broken", "v=spf1 ip4:192.0.2.1 -all")
-    # toomany.posture.test: 11 lookups
-    txt("toomany", "v=spf1 " + " ".join(f"include:i{n % 9}.posture.test" for n in range(11)) + " -all")
-    txt("_dmarc.toomany", "v=DMARC1; p=reject; rua=mailto:d@toomany.posture.test")
-    # partner.posture.test: no DMARC at all; parked.posture.test: null MX
-    txt("partner", "v=spf1 ip4:203.0.113.0/24 -all")
-    r.append(("partner.posture.test", 300, "MX", "10 mx.strong.posture.test."))
-    r.append(("parked.posture.test", 300, "MX", "0 ."))
-    txt("parked", "v=spf1 -all")
-    txt("_dmarc.parked", "v=DMARC1; p=reject; rua=mailto:d@strong.posture.test")
-    # sub.strong.posture.test inherits strong's record (the organisational domain is posture.test here,
-    # so it finds none there): a subdomain without its own record
-    r.append(("sub.strong.posture.test", 300, "A", "192.0.2.80"))
-    return {"posture.test": r}
-
 
 @pytest.fixture(scope="session")
 def posture_dns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -66,7 +66,8 @@ def downstream(downstream_port: int) -> Iterator[Recorder]:
 @pytest.fixture
 def start_gateway(tmp_path: Path, database_url: str, gw_resolver: LiveResolver,
                   downstream_port: int) -> Iterator[GatewayFactory]:
-    """Start gateways (stopped at the end); keyword arguments change the settings."""
+    """Start gateways (stopped at the end); keyword arguments change the settings. A test that also wants
+    ``downstream`` names it first, so that the next hop stops after the gateways (not under a delivery)."""
     running: list[RunningGateway] = []
 
     def start(org: OrgConfig | None = None, **changes: Any) -> RunningGateway:
@@ -84,5 +85,5 @@ def start_gateway(tmp_path: Path, database_url: str, gw_resolver: LiveResolver,
 
 
 @pytest.fixture
-def gateway(start_gateway: GatewayFactory, downstream: Recorder) -> RunningGateway:
+def gateway(downstream: Recorder, start_gateway: GatewayFactory) -> RunningGateway:
     return start_gateway()

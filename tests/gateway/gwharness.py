@@ -100,7 +100,8 @@ def org_config() -> OrgConfig:
 def gateway_settings(relay_port: int, **changes: Any) -> GatewaySettings:
     settings = GatewaySettings(smtp_listen="127.0.0.1:0", http_listen="127.0.0.1:0", relay=f"127.0.0.1:{relay_port}",
                                hostname=AUTHSERV_ID, node_id="test-node", retry_base=0.2, retry_max=1.0,
-                               poll_interval=0.1, shutdown_grace=5.0, smtp_timeout=30.0)
+                               poll_interval=0.1, shutdown_grace=5.0, smtp_timeout=30.0, greet_pause=0.05,
+                               learn_batch=1, learn_interval=0.2)
     return replace(settings, **changes)
 
 

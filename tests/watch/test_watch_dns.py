@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import IDN_LOOKALIKE, REGISTERED, ProbeDropper
 from sqlalchemy import select
+from watchharness import IDN_LOOKALIKE, REGISTERED, ProbeDropper
 
 from mailwarden.config import load_org
 from mailwarden.dns import LiveResolver
@@ -146,3 +146,28 @@ def test_stored_protected_domains_are_watched_too(sqlite_store: Store, org_toml:
     assert rows["bramwelfreight.com"]["protected_domain"] == "bramwellfreight.com"
     assert rows["bramwelfreight.com"]["kind"] == "partner"
     assert report.candidates > 0
+
+
+def test_serve_can_run_the_watch_on_a_schedule(sqlite_store: Store, org_toml: Callable[[str], Path],
+                                               watch_dns: str) -> None:
+    from dataclasses import replace
+
+    from mailwarden.domains.watch import watch_periodically
+
+    org = load_org(org_toml(""))
+    org = replace(org, partners=(), domains=("marlowfenwick.co.uk",), watch=replace(org.watch, interval=0.05))
+    reports: list[WatchReport] = []
+
+    async def main() -> None:
+        stop = asyncio.Event()
+
+        def keep(report: WatchReport) -> None:
+            reports.append(report)
+            if len(reports) == 2:
+                stop.set()
+
+        with LiveResolver(watch_dns, timeout=1.0) as resolver:
+            await asyncio.wait_for(watch_periodically(sqlite_store.engine, org, resolver, stop, on_report=keep), 60)
+
+    asyncio.run(main())
+    assert len(reports[0].new) == 5 and reports[1].new == []

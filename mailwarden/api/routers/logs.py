@@ -1,4 +1,5 @@
-"""``/api/v1/logs``: the Rejection Log and the Release Log, filtered by time and reason, cursor-paginated."""
+"""``/api/v1/logs``: the Rejection Log, the Release Log and the archive's removal log, filtered by time and
+reason, cursor-paginated."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from mailwarden.api.app import Services, require
 from mailwarden.api.keys import ApiKey
 from mailwarden.api.problems import Problem
-from mailwarden.gateway import logs
+from mailwarden.gateway import archive, logs
 from mailwarden.gateway.paging import DEFAULT_LIMIT, MAX_LIMIT, CursorError, Page
 
 router = APIRouter(prefix="/logs", tags=["logs"])
@@ -48,3 +49,12 @@ def releases(services: Services, _: Reader, since: datetime | None = None, until
     start, end = _aware(since, "since"), _aware(until, "until")
     return _checked(lambda: logs.list_releases(services.engine, since=start, until=end, dmarc=dmarc,
                                                verdict=verdict, who=who, cursor=cursor, limit=limit))
+
+
+@router.get("/removals", summary="Removals from the archive (who, when, what query, how many), newest first")
+def removals(services: Services, _: Annotated[ApiKey, Depends(require("read:logs", "messages:read"))],
+             since: datetime | None = None, until: datetime | None = None, who: str | None = None,
+             cursor: str | None = None, limit: Limit = DEFAULT_LIMIT) -> dict[str, Any]:
+    start, end = _aware(since, "since"), _aware(until, "until")
+    return _checked(lambda: archive.list_removals(services.engine, since=start, until=end, who=who, cursor=cursor,
+                                                  limit=limit))
