@@ -4,7 +4,7 @@
                                [--attachment SHA256] [--since T] [--until T] [--limit N] [--format jsonl|table]
     mailwarden messages show ID [--raw]
     mailwarden messages delete [ID...] [criteria as for search] [--by WHO] [--dry-run]
-    mailwarden messages prune [--config org.toml] [--days N]
+    mailwarden messages prune [--config org.toml] [--days N] [--orphans]
 
 Every removal (``delete``, ``prune``) is written to the removal log (``mailwarden logs removals``). Exit status
 0 when the command ran, 1 when it failed (an unknown id), 2 on usage errors (no criteria for a removal by query).
@@ -153,7 +153,9 @@ def messages_delete(ctx: typer.Context,
 @messages_app.command("prune")
 def messages_prune(ctx: typer.Context, config: ConfigOption = None,
                    days: Annotated[float | None, typer.Option("--days", min=0, help="Keep this many days "
-                                                              "(default: [gateway] archive_days)")] = None) -> None:
+                                                              "(default: [gateway] archive_days)")] = None,
+                   orphans: Annotated[bool, typer.Option("--orphans", help="Also remove blob files no archive "
+                                                         "entry refers to (older than an hour).")] = False) -> None:
     """Retention: remove what was received before the archive's retention period."""
     from mailwarden.gateway import archive
     from mailwarden.gateway.settings import load_gateway_settings
@@ -166,9 +168,12 @@ def messages_prune(ctx: typer.Context, config: ConfigOption = None,
     engine = _engine(ctx)
     try:
         removal = archive.prune(engine, _blobs(ctx), older_than=now - timedelta(days=keep), now=now)
+        swept = archive.sweep_orphans(engine, _blobs(ctx)) if orphans else 0
     finally:
         engine.dispose()
     typer.echo(f"removed {removal.count} messages received before {(now - timedelta(days=keep)).isoformat()}")
+    if orphans:
+        typer.echo(f"removed {swept} unreferenced blob files")
 
 
 def logs_removals(ctx: typer.Context, since: Since = None, until: Until = None,

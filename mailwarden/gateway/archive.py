@@ -5,6 +5,7 @@
     get(engine, id) / raw(engine, blobs, id)
     remove(engine, blobs, who=..., ids=[...] | query=ArchiveQuery(...))   recorded in the removal log
     prune(engine, blobs, older_than=..., now=...)                          retention (``[gateway] archive_days``)
+    sweep_orphans(engine, blobs)            blobs of transactions killed before they committed
 
 Searching uses ``archive_indicators`` (kind, value), one row per thing a message can be found by, all lower case:
 ``sender`` (MAIL FROM and header From addresses), ``recipient``, ``domain`` (the From, MAIL FROM, Sender and
@@ -21,6 +22,7 @@ is a removal by ``who="retention"`` that leaves quarantine alone.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -45,6 +47,7 @@ QUARANTINE: Table = Base.metadata.tables["gateway_quarantine"]
 MAX_PER_KIND = 200  # indicators of one kind kept per message (a message with 10,000 links stays findable by 200)
 MAX_LOGGED_REFS = 1000  # message references listed in one removal log row (the count is always exact)
 REMOVE_BATCH = 500
+ORPHAN_AGE = 3600.0  # seconds: a blob younger than this may belong to a transaction still being recorded
 MAX_SUBJECT = 1000
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -318,6 +321,39 @@ def prune(engine: Engine, blobs: BlobStore, *, older_than: datetime, now: dateti
     """Retention: remove what was received before ``older_than`` (quarantine is left alone)."""
     return remove(engine, blobs, who="retention", now=now, query=ArchiveQuery(until=older_than), quarantine=False,
                   log_empty=False)
+
+
+def sweep_orphans(engine: Engine, blobs: BlobStore, *, older_than: float = ORPHAN_AGE) -> int:
+    """Remove blob files no archive entry refers to and older than ``older_than`` seconds: written while a
+    message was scanned by a process killed before it recorded the message (its sender sent it again). Walks
+    the whole archive directory; the gateway does it at start-up, ``mailwarden messages prune --orphans`` on
+    demand. Returns how many files went."""
+    cutoff = time.time() - older_than
+    removed = 0
+    batch: list[str] = []
+
+    def check() -> int:
+        with engine.connect() as connection:
+            known = {d for (d,) in connection.execute(select(ARCHIVE.c.blob).where(ARCHIVE.c.blob.in_(batch)))}
+        gone = 0
+        for digest in batch:
+            path = blobs.path(digest)
+            try:
+                if digest not in known and path.stat().st_mtime <= cutoff:
+                    path.unlink()
+                    gone += 1
+            except FileNotFoundError:
+                continue
+        batch.clear()
+        return gone
+
+    for digest in blobs.digests():
+        batch.append(digest)
+        if len(batch) >= REMOVE_BATCH:
+            removed += check()
+    if batch:
+        removed += check()
+    return removed
 
 
 def list_removals(engine: Engine, *, since: datetime | None = None, until: datetime | None = None,

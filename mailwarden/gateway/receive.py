@@ -214,8 +214,10 @@ class Receiver:
                 self.on_enqueued()
                 if self.learner is not None and worth_learning(decision.message, decision.result, decision.auth,
                                                                self.context):
-                    # in the scan pool: folding a message in costs some CPU
-                    self.executor.submit(self.learner.observe, decision.message, self.clock())
+                    try:  # in the scan pool: folding a message in costs some CPU
+                        self.executor.submit(self.learner.observe, decision.message, self.clock())
+                    except RuntimeError:  # shutting down: the message is recorded, its reply must go out
+                        log.info("message %s not learned: shutting down", decision.ref)
             return reply
         finally:
             self.in_flight -= 1

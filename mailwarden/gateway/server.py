@@ -253,7 +253,16 @@ class Gateway:
                 log.exception("spool sweep failed")
 
     async def _prune_archive(self) -> None:
-        """Retention: every ``archive_prune_interval`` seconds (and at start), what is older than ``archive_days``."""
+        """Retention: every ``archive_prune_interval`` seconds (and at start), what is older than ``archive_days``;
+        at start also the blobs of transactions a killed process never recorded."""
+        if self.engine is not None:
+            try:
+                swept = await asyncio.to_thread(archive.sweep_orphans, self.engine, self.blobs)
+            except Exception:
+                log.exception("sweeping unreferenced archive blobs failed")
+            else:
+                if swept:
+                    log.info("removed %d archive blobs of unrecorded transactions", swept)
         while not self.stopping.is_set():
             if self.engine is None:
                 return

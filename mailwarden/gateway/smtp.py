@@ -40,7 +40,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from mailwarden.config import OrgConfig
 from mailwarden.gateway.receive import Receiver, Transaction
@@ -138,7 +138,8 @@ class _CommandTable(dict[str, Any]):
         self._session = session
 
     def get(self, command: str, default: Any = None) -> Any:
-        return self._session.dispatch(command, super().get(command, default))
+        found = super().get(command, default)
+        return found if self._session.in_help else self._session.dispatch(command, found)
 
 
 class GatewaySMTP(SMTP):
@@ -158,6 +159,7 @@ class GatewaySMTP(SMTP):
         self._commands = 0
         self._junk = 0
         self._unknown = 0
+        self.in_help = False  # HELP looks commands up in the same table: those lookups are not commands
         super().__init__(handler, **kwargs)
         self._smtp_methods = _CommandTable(self._smtp_methods, self)
 
@@ -243,6 +245,14 @@ class GatewaySMTP(SMTP):
             await self.push(UNKNOWN_COMMAND.format(command=reply_text(command, 40).replace('"', "?")))
 
         return answer
+
+    @syntax("HELP [command]")
+    async def smtp_HELP(self, arg: str) -> None:
+        self.in_help = True
+        try:
+            await super().smtp_HELP(arg)
+        finally:
+            self.in_help = False
 
     def message_accepted(self) -> None:
         """A message got its 250: junk commands count from zero again (as Postfix's junk command limit)."""

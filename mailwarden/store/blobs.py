@@ -7,7 +7,9 @@
 A blob lives at ``ab/cd/<sha256>.gz`` (gzip, fixed header so equal input gives equal files). It is written to a
 temporary file, fsynced and renamed into place, so a blob that exists is whole. Deduplication is by name: a
 second ``put`` of the same bytes finds the file and writes nothing. Which rows refer to a blob is the
-database's business (``mailwarden.gateway.archive``): ``remove`` only deletes the file.
+database's business (``mailwarden.gateway.archive``): ``remove`` only deletes the file. A ``put`` of bytes stored
+already refreshes the file's time, so a sweep of blobs nobody refers to (``archive.sweep_orphans``, which
+spares recent files) cannot take it while its new reference is being committed.
 """
 
 from __future__ import annotations
@@ -72,8 +74,11 @@ class BlobStore:
         """Store the bytes durably (fsynced) unless stored already; returns (digest, whether written now)."""
         digest = digest_of(raw)
         final = self.path(digest)
-        if final.exists():
+        try:
+            os.utime(final)  # there already: fresh again, so no sweep of unreferenced blobs takes it now
             return digest, False
+        except FileNotFoundError:
+            pass
         data = gzip.compress(raw, compresslevel=LEVEL, mtime=0)
         temporary = self.tmp / f"{digest}.{secrets.token_hex(4)}.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -238,3 +238,19 @@ def test_blob_store_refuses_bad_names_and_reports_damage(tmp_path: Path) -> None
     blobs.remove(digest)
     with pytest.raises(BlobError, match="missing"):
         blobs.get(digest)
+
+
+def test_blobs_of_unrecorded_transactions_are_swept(gateway: RunningGateway, downstream: Recorder) -> None:
+    assert send(gateway.smtp_port, "alice@good.gw.test", clean())[0] == 250
+    downstream.wait_for(1)
+    blobs = gateway.gateway.blobs
+    kept = hashlib.sha256(clean()).hexdigest()
+    stale, _ = blobs.put(b"a message whose transaction was killed before it was recorded")
+    fresh, _ = blobs.put(b"a message being recorded right now")
+    hour_ago = time.time() - 7200
+    for digest in (kept, stale):
+        os.utime(blobs.path(digest), (hour_ago, hour_ago))
+    assert archive.sweep_orphans(gateway.engine, blobs) == 1
+    assert sorted(blobs.digests()) == sorted([kept, fresh])
+    blobs.put(b"a message being recorded right now")  # stored again: its time is refreshed
+    assert blobs.path(fresh).stat().st_mtime > hour_ago

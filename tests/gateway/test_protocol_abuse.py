@@ -118,6 +118,8 @@ def test_proper_pipelining_works(gateway: RunningGateway, downstream: Recorder) 
 def test_unknown_commands_are_limited(downstream: Recorder, start_gateway: GatewayFactory) -> None:
     gateway = start_gateway(max_unknown_commands=3)
     with greeted(gateway.smtp_port) as client:
+        client.send(b"HELP XYZZY\r\n")  # asking about an unknown command is not one
+        assert client.reply().startswith(b"501 Supported commands:")
         for command in (b"XYZZY", b"GET / HTTP/1.0", b"\x7fBOGUS"):
             client.send(command + b"\r\n")
             assert client.reply().startswith(b"500 5.5.2 Error: command")
