@@ -23,8 +23,8 @@ import logging
 import signal
 import socket
 import ssl
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Callable, Coroutine, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +33,12 @@ from sqlalchemy import Engine, event
 
 from mailwarden.config import OrgConfig
 from mailwarden.dmarc.schedule import PostureSchedule
+from mailwarden.domains.discovery import as_protected, stored_protected
+from mailwarden.domains.watch import lookalikes_in, record_seen_in_mail, watch_periodically
 from mailwarden.gateway import archive
 from mailwarden.gateway.learner import ProfileLearner
 from mailwarden.gateway.queue import Clock, DeliveryWorker, referenced_refs, release_claims, utcnow
-from mailwarden.gateway.receive import Receiver, RecipientPolicy
+from mailwarden.gateway.receive import Decision, Receiver, RecipientPolicy
 from mailwarden.gateway.settings import GatewaySettings
 from mailwarden.gateway.smtp import CommandLimits, ConnectionLimits, GatewayHandler, GatewaySMTP
 from mailwarden.gateway.spool import Spool
@@ -83,6 +85,14 @@ def listening_socket(host: str, port: int) -> socket.socket:
     sock.listen(512)
     sock.setblocking(False)
     return sock
+
+
+WATCH_START_DELAY = 60.0  # seconds after start before the first lookalike watch run
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
 
 class _ApiServer(uvicorn.Server):
@@ -160,7 +170,9 @@ class Gateway:
             from mailwarden.store.store import Store
 
             profiles = await asyncio.to_thread(Store(engine).load_profiles)
-        context = Context(org=self.org, scoring=load_scoring(self.org.scoring), profiles=profiles, resolver=resolver)
+        protected = await asyncio.to_thread(lambda: as_protected(stored_protected(engine)))  # `domains suggest`
+        context = Context(org=self.org, scoring=load_scoring(self.org.scoring), profiles=profiles, resolver=resolver,
+                          protected=protected)
         await asyncio.to_thread(lambda: context.domain_index)  # built once, before the first message
         self._executor = concurrent.futures.ThreadPoolExecutor(self.settings.scan_workers,
                                                                thread_name_prefix="mailwarden-scan")
@@ -180,7 +192,7 @@ class Gateway:
                                  db_executor=self._db_executor)
         self.intel = IntelService(engine, self.org, self.intel_settings, context, clock=self.clock)
         self._tasks += await self.intel.start(self.stopping)  # block lists loaded before the first message
-        self.receiver.on_threat = self.intel.learn
+        self.receiver.on_threat = self._threat_hook(engine, loop)
         handler = GatewayHandler(self.receiver, self.org, self.settings)
         tls = self._tls_context()
         settings = self.settings
@@ -200,6 +212,7 @@ class Gateway:
         self._tasks.append(asyncio.create_task(self.learner.run(self.stopping), name="learner"))
         self._tasks.append(asyncio.create_task(self._prune_archive(), name="archive-prune"))
         self._start_dmarc(engine, resolver)
+        self._start_watch(engine, resolver)
         await self._start_api(loop)
         log.info("SMTP on %s:%d, API on %s:%d, relay %s", settings.smtp_address[0], self.smtp_port,
                  settings.http_address[0], self.http_port, settings.relay)
@@ -227,6 +240,42 @@ class Gateway:
             if self._tasks[-1].done():
                 self._tasks[-1].result()
                 raise RuntimeError("the HTTP API did not start")
+
+    def _threat_hook(self, engine: Engine, loop: asyncio.AbstractEventLoop
+                     ) -> Callable[[Any, Decision, datetime], None]:
+        """Quarantine and reject verdicts: indicators (in the decision's transaction), and lookalikes of our own
+        or partner domains used in the mail are recorded with the watch's state and partners told, afterwards."""
+        intel = self.intel
+        relay = self.org.notify.relay or self.settings.relay
+
+        def on_threat(connection: Any, decision: Decision, now: datetime) -> None:
+            if intel is not None:
+                intel.learn(connection, decision, now)
+            seen = lookalikes_in(decision.result)
+            if seen:
+                loop.call_soon_threadsafe(self._spawn, record_seen_in_mail(engine, self.org, seen, relay=relay),
+                                          "lookalike-seen")
+
+        return on_threat
+
+    def _spawn(self, work: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        task.add_done_callback(_log_failure)
+        self._tasks.append(task)
+
+    def _start_watch(self, engine: Engine, resolver: Resolver) -> None:
+        """``[watch]``: the lookalike watch runs inside serve, a minute after start and then every interval."""
+        if not hasattr(resolver, "aquery") or self.org.watch.interval <= 0:
+            return  # no live DNS (tests, offline): nothing to watch with
+
+        async def later() -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=min(WATCH_START_DELAY, self.org.watch.interval))
+            if not self.stopping.is_set():
+                await watch_periodically(engine, self.org, resolver, self.stopping,  # type: ignore[arg-type]
+                                         extra=lambda: as_protected(stored_protected(engine)))
+
+        self._spawn(later(), "lookalike-watch")
 
     def _start_dmarc(self, engine: Engine, resolver: Resolver) -> None:
         """``[dmarc]``: mail for the report addresses is ingested, not relayed; the posture check runs on."""
