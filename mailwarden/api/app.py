@@ -7,6 +7,7 @@ Every route depends on ``require(scope)``: no key is 401, a key without the scop
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -70,9 +71,21 @@ def require(scope: str, *alternatives: str) -> Callable[..., ApiKey]:
         if not any(key.allows(s) for s in (scope, *alternatives)):
             accepted: dict[str, Any] = {"accepted_scopes": [scope, *alternatives]} if alternatives else {}
             raise Problem(403, f"the API key lacks the scope {scope!r}", required_scope=scope, **accepted)
+        _within_rate_limit(request, key)
         return key
 
     return check
+
+
+def _within_rate_limit(request: Request, key: ApiKey) -> None:
+    """Every route shares the per-key token bucket of ``[intel] api_rate``/``api_burst`` (429 beyond it)."""
+    from mailwarden.intel.web import intel_context
+
+    limiter = intel_context(request).limiter
+    wait = limiter.take(key.key_id) if limiter is not None else 0.0
+    if wait > 0:
+        raise Problem(429, "too many requests for this API key; slow down",
+                      headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
 
 def create_app(api_services: ApiServices) -> FastAPI:

@@ -105,6 +105,9 @@ def test_a_key_past_its_rate_limit_gets_429(database_url: str, tmp_path: Path) -
             assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
             assert limited.headers["content-type"] == "application/problem+json"
             assert client.get("/api/v1/indicators", headers=other).status_code == 200  # per key
+            admin = api.key("admin", name="admin")
+            core = [client.get("/api/v1/logs/rejections", headers=admin).status_code for _ in range(4)]
+            assert core == [200, 200, 200, 429]  # the gateway's own routes share the same limit
     finally:
         engine.dispose()
 
