@@ -17,6 +17,7 @@ Thresholds are data: ``mailwarden/data/dmarc.toml`` ``[alerts]``, overridable un
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -118,6 +119,20 @@ def add_indicator(connection: Connection, kind: str, value: str, spoofed_domain:
                                  else_=indicators.c.first_seen),
               "last_seen": case((excluded.last_seen > indicators.c.last_seen, excluded.last_seen),
                                 else_=indicators.c.last_seen)}))
+    _share(connection, kind, value, spoofed_domain, confidence, seen)
+
+
+def _share(connection: Connection, kind: str, value: str, spoofed_domain: str, confidence: int,
+           seen: datetime) -> None:
+    """The same source in the shared indicator store (feeds, TAXII); never a reason to lose the report."""
+    from mailwarden.intel.learn import record_spoofing_source
+
+    try:
+        with connection.begin_nested():
+            record_spoofing_source(connection, kind=kind, value=value, spoofed_domain=spoofed_domain,
+                                   confidence=confidence, now=seen)
+    except Exception:
+        logging.getLogger("mailwarden.dmarc").exception("spoofing source %s could not be shared", value)
 
 
 def _known_sources(connection: Connection, domain: str, report_pk: int, candidates: Sequence[str]) -> set[str]:

@@ -99,3 +99,13 @@ def record_lookalike(connection: Connection, *, domain: str, lookalike_of: str, 
     item = NewIndicator("domain", domain, confidence=max(0, min(100, confidence)), action="monitor", source=source,
                         tags=tuple(tags), description=f"lookalike of {lookalike_of} ({technique})")
     return record(connection, item, now=now, actor=f"detector:{source}", mode="learn")
+
+
+def record_spoofing_source(connection: Connection, *, kind: str, value: str, spoofed_domain: str, confidence: int,
+                           now: datetime) -> Change:
+    """An IP or foreign domain that DMARC reports show sending as one of our domains, as a ``monitor`` indicator."""
+    indicator_type = "domain" if kind == "domain" else ("ipv6" if ":" in value else "ipv4")
+    item = NewIndicator(indicator_type, value, confidence=max(0, min(100, confidence)), action="monitor",
+                        source="dmarc-reports", tags=(f"spoofing:{spoofed_domain}",),
+                        description=f"sends as {spoofed_domain} without passing DMARC")
+    return record(connection, item, now=now, actor="detector:dmarc-reports", mode="learn")

@@ -168,6 +168,9 @@ def test_alerts_new_unauthorised_source_failure_jump_and_spoof_evidence(database
         assert source["source_ip"] == "198.51.100.77" and source["domain"] == "acme.example"
         indicators = {(i["kind"], i["value"]) for i in queries.indicators(ingest.engine)}
         assert ("ip", "198.51.100.77") in indicators and ("domain", "evil.example") in indicators
+        with ingest.engine.connect() as connection:  # shared with the rest of the stack (feeds, TAXII)
+            shared = {(row.type, row.value) for row in connection.execute(select(table("intel_indicators")))}
+        assert ("ipv4", "198.51.100.77") in shared and ("domain", "evil.example") in shared
         failure = ingest.ingest_file(corpus / "failure" / "DMARC Failure Report for domain.de "
                                      "(mail-from=sharepoint@domain.de, ip=10.10.10.10).eml")
         assert failure.reports[0].alerts == ["spoof_evidence"]
