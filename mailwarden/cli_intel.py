@@ -26,6 +26,7 @@ import typer
 
 from mailwarden.config import OrgConfig, Settings
 from mailwarden.errors import ConfigError, MailwardenError
+from mailwarden.store.db import begin_write
 
 app = typer.Typer(help="Threat intel: indicators (add, list, revoke, export), hunts, pulls, webhooks.",
                   no_args_is_help=True)
@@ -155,7 +156,7 @@ def add(ctx: typer.Context, kind: Annotated[Kind, typer.Argument(help="The indic
                               valid_until=_time(valid_until, "--valid-until"))
     engine = _engine(ctx)
     try:
-        with engine.begin() as connection:
+        with begin_write(engine) as connection:
             change = store.record(connection, item, now=_now(), actor=_actor(), allow=context.allow,
                                   producer=context.producer)
         if change.indicator is None:
@@ -222,7 +223,7 @@ def revoke(ctx: typer.Context, indicator_id: Annotated[int, typer.Argument(help=
     context = _context(config)
     engine = _engine(ctx)
     try:
-        with engine.begin() as connection:
+        with begin_write(engine) as connection:
             done = store.revoke(connection, indicator_id, now=_now(), actor=_actor(), reason=reason,
                                 producer=context.producer)
     finally:
@@ -379,7 +380,7 @@ def webhooks_replay(ctx: typer.Context, ids: Annotated[list[int] | None, typer.A
         else:
             replayed = outbox.replay(engine, now=_now(), ids=ids if ids else None)
             count = len(replayed)
-        with engine.begin() as connection:
+        with begin_write(engine) as connection:
             store.audit(connection, _now(), _actor(), "webhook_replay", None, deliveries=replayed,
                         since_event=since_event, webhook=webhook)
     finally:

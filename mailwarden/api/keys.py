@@ -28,6 +28,7 @@ from datetime import datetime
 from sqlalchemy import Engine, Table, insert, select
 
 from mailwarden.errors import ConfigError
+from mailwarden.store.db import begin_write
 from mailwarden.store.models import Base
 
 API_KEYS: Table = Base.metadata.tables["api_keys"]
@@ -66,7 +67,7 @@ def create_key(engine: Engine, *, name: str, scopes: Iterable[str], now: datetim
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     salt = secrets.token_hex(16)
-    with engine.begin() as connection:
+    with begin_write(engine) as connection:
         connection.execute(insert(API_KEYS).values(key_id=key_id, name=name, salt=salt, hash=_digest(salt, secret),
                                                    scopes=wanted, created_at=now, user_email=user))
     return f"{PREFIX}_{key_id}_{secret}"

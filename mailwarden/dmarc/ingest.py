@@ -46,7 +46,7 @@ from mailwarden.dmarc.parser import Failed, Found, Item, parse_bytes, parse_path
 from mailwarden.dmarc.reports import AggregateHeader, AggregateRecord, FailureReport, ReportType, SmtpTlsReport
 from mailwarden.dmarc.settings import DmarcSettings, default_settings
 from mailwarden.errors import ReportError, StoreError
-from mailwarden.store.db import store_errors
+from mailwarden.store.db import begin_write, store_errors
 
 if TYPE_CHECKING:
     from mailwarden.config import Settings
@@ -177,7 +177,7 @@ class DmarcIngest:
         return result
 
     def _store(self, item: Found, source: str) -> StoredReport:
-        with store_errors("store a DMARC report in", self.engine.url), self.engine.begin() as connection:
+        with store_errors("store a DMARC report in", self.engine.url), begin_write(self.engine) as connection:
             if item.stream is not None:
                 return self._store_aggregate(connection, item, source)
             if isinstance(item.report, FailureReport):

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from mailwarden.dmarc.alerts import add_event
 from mailwarden.gateway.replies import ACCEPTED, TEMPORARY_FAILURE
 from mailwarden.gateway.spool import Spool, new_ref
+from mailwarden.store.db import begin_write
 
 if TYPE_CHECKING:
     from mailwarden.dmarc.ingest import DmarcIngest, IngestResult
@@ -76,7 +77,7 @@ class ReportMailbox:
         source = f"smtp://{transaction.client_ip}/{ref}"
         result = self.ingest.ingest_bytes(raw, source)
         if result.errors:
-            with self.ingest.engine.begin() as connection:
+            with begin_write(self.ingest.engine) as connection:
                 add_event(connection, KEPT_ASIDE_EVENT, {
                     "source": source, "mail_from": transaction.mail_from, "recipients": list(transaction.recipients),
                     "errors": [{"part": e.part, "error": e.error} for e in result.errors],

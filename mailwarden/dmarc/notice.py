@@ -35,7 +35,7 @@ from mailwarden.config import OrgConfig
 from mailwarden.dmarc.alerts import add_event, table
 from mailwarden.dmarc.posture import DomainPosture
 from mailwarden.domains.notify import _send_mails, clean, relay_address, sender_address
-from mailwarden.store.db import store_errors
+from mailwarden.store.db import begin_write, store_errors
 
 NOTICE_EVENT = "dmarc.partner_notified"
 SENT, FAILED = "sent", "failed"
@@ -115,7 +115,7 @@ def told(engine: Engine, domains: Iterable[str]) -> set[tuple[str, str, str]]:
 
 
 def _record(engine: Engine, notices: Iterable[PartnerNotice], now: datetime) -> None:
-    with store_errors("record partner notices in", engine.url), engine.begin() as connection:
+    with store_errors("record partner notices in", engine.url), begin_write(engine) as connection:
         for notice in notices:
             add_event(connection, NOTICE_EVENT, notice.to_dict(), now)
 

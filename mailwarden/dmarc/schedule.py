@@ -42,7 +42,7 @@ from mailwarden.dmarc.alerts import add_event, table
 from mailwarden.dmarc.notice import PartnerNotice, notify_weak_partners
 from mailwarden.dmarc.posture import DomainPosture, Role, check_domains
 from mailwarden.resolver import Resolver
-from mailwarden.store.db import store_errors
+from mailwarden.store.db import begin_write, store_errors
 
 log = logging.getLogger("mailwarden.dmarc")
 POSTURE_EVENT = "dmarc.posture"
@@ -135,7 +135,7 @@ def record_run(engine: Engine, org: OrgConfig, postures: list[DomainPosture], no
     """Store the postures that changed and the events they raise, in one transaction."""
     run = PostureRun(checked=postures)
     stored = latest_postures(engine, [p.domain for p in postures])
-    with store_errors("store DMARC posture in", engine.url), engine.begin() as connection:
+    with store_errors("store DMARC posture in", engine.url), begin_write(engine) as connection:
         for posture in postures:
             if posture.dmarc.get("strength") in (None, "unknown"):
                 run.unknown.append(posture.domain)

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mailwarden.domains.index import ProtectedDomain
-from mailwarden.store.db import parse_url, sqlite_file, store_errors
+from mailwarden.store.db import begin_write, parse_url, sqlite_file, store_errors
 from mailwarden.store.models import Base
 from mailwarden.urls import registrable_domain
 
@@ -84,7 +84,7 @@ def protect(engine: Engine, suggestions: Iterable[Suggestion], now: datetime, so
     if not rows:
         return []
     added: list[str] = []
-    with store_errors("save protected domains to", engine.url), engine.begin() as connection:
+    with store_errors("save protected domains to", engine.url), begin_write(engine) as connection:
         dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
         for row in rows:
             statement = dialect_insert(PROTECTED).values(**row).on_conflict_do_nothing(index_elements=["domain"])

@@ -40,7 +40,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from mailwarden.config import NotifySettings, OrgConfig
 from mailwarden.errors import ConfigError
-from mailwarden.store.db import store_errors
+from mailwarden.store.db import begin_write, store_errors
 from mailwarden.store.models import Base
 from mailwarden.urls import to_ascii_host
 
@@ -230,7 +230,7 @@ def _insert(connection: Connection) -> postgresql.Insert | sqlite.Insert:
 
 def _claim(engine: Engine, lookalike: OwnLookalike, channel: str, recipient: str, partner: str, now: datetime) -> bool:
     """Take the job unless it was sent, or someone else is sending it right now."""
-    with store_errors("record a notification in", engine.url), engine.begin() as connection:
+    with store_errors("record a notification in", engine.url), begin_write(engine) as connection:
         statement = _insert(connection).values(
             lookalike=lookalike.domain, protected_domain=lookalike.protected_domain, partner=partner,
             channel=channel, recipient=recipient, state=SENDING, attempts=1, created_at=now, updated_at=now)
@@ -247,7 +247,7 @@ def _claim(engine: Engine, lookalike: OwnLookalike, channel: str, recipient: str
 
 
 def _finish(engine: Engine, results: Iterable[Notification], now: datetime) -> None:
-    with store_errors("record a notification in", engine.url), engine.begin() as connection:
+    with store_errors("record a notification in", engine.url), begin_write(engine) as connection:
         for result in results:
             values: dict[str, Any] = {"state": result.state, "error": result.error, "updated_at": now}
             if result.state == SENT:

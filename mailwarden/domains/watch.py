@@ -48,7 +48,7 @@ from mailwarden.domains.index import DomainIndex, ProtectedDomain, protected_for
 from mailwarden.domains.names import split_host
 from mailwarden.domains.permutations import permutations
 from mailwarden.resolver import DnsAnswer
-from mailwarden.store.db import store_errors
+from mailwarden.store.db import begin_write, store_errors
 from mailwarden.store.models import Base
 from mailwarden.urls import registrable_domain
 
@@ -374,7 +374,7 @@ def save_observations(engine: Engine, observed: Iterable[tuple[Candidate, Observ
     """Store what was seen, in one transaction, and return (and publish) what is new."""
     observed = list(observed)
     findings: list[Finding] = []
-    with store_errors("save the lookalike watch to", engine.url), engine.begin() as connection:
+    with store_errors("save the lookalike watch to", engine.url), begin_write(engine) as connection:
         previous = _previous(connection, [c.domain for c, _ in observed]) if len(observed) < 500 else \
             _previous(connection)
         for candidate, seen in observed:
@@ -507,7 +507,7 @@ async def record_seen_in_mail(engine: Engine, org: OrgConfig, seen: Iterable[See
 
     def store() -> list[Finding]:
         findings = []
-        with store_errors("save a lookalike seen in mail to", engine.url), engine.begin() as connection:
+        with store_errors("save a lookalike seen in mail to", engine.url), begin_write(engine) as connection:
             previous = _previous(connection, [s.domain for s in items])
             for item in items:
                 name = split_host(item.domain)

@@ -266,7 +266,7 @@ def remove(engine: Engine, blobs: BlobStore, *, who: str, now: datetime, ids: Se
         if query is not None and not done:
             break  # nothing matched any more (removed meanwhile by someone else)
     if removal.removal_id is None and log_empty:
-        with engine.begin() as connection:  # a removal that found nothing is recorded all the same
+        with begin_write(engine) as connection:  # a removal that found nothing is recorded all the same
             removal.removal_id = _log(connection, who=who, now=now, logged=logged)
     return removal
 

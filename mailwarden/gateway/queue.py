@@ -95,13 +95,13 @@ def claim(engine: Engine, worker: str, limit: int, lease: float, now: datetime) 
                  .values(state="delivering", claimed_by=worker, lease_until=now + timedelta(seconds=lease),
                          updated_at=now)
                  .returning(*QUEUE.c))
-    with engine.begin() as connection:
+    with begin_write(engine) as connection:
         return [QueueEntry.from_row(row) for row in connection.execute(statement)]
 
 
 def release_claims(engine: Engine, worker: str, now: datetime) -> int:
     """Give back what this worker had claimed when it stopped or died (at start-up: resume at once)."""
-    with engine.begin() as connection:
+    with begin_write(engine) as connection:
         result = connection.execute(update(QUEUE).where(QUEUE.c.state == "delivering", QUEUE.c.claimed_by == worker)
                                     .values(state="pending", claimed_by=None, lease_until=None, updated_at=now))
         return int(result.rowcount)
@@ -153,7 +153,7 @@ def list_entries(engine: Engine, *, states: Iterable[str] = (), cursor: str | No
 
 def retry_now(engine: Engine, entry_ids: Iterable[int] | None, now: datetime) -> int:
     """Make pending entries (all with None) due now; failed ones given by id are queued again."""
-    with engine.begin() as connection:
+    with begin_write(engine) as connection:
         if entry_ids is None:
             statement = update(QUEUE).where(QUEUE.c.state == "pending")
         else:
@@ -336,7 +336,7 @@ class DeliveryWorker:
         if temporary and retry_at > entry.expires_at:
             permanent.update({r: f"{reason} (gave up after {attempts} attempts)" for r, reason in temporary.items()})
             temporary = {}
-        with self.engine.begin() as connection:
+        with begin_write(self.engine) as connection:
             if temporary:
                 _finish(connection, entry.id, "pending", now, recipients=list(temporary), attempts=attempts,
                         next_attempt_at=retry_at, last_error="; ".join(temporary.values())[:2000])

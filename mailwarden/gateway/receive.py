@@ -62,6 +62,7 @@ from mailwarden.message import Envelope, Message, ReceivedHop, parse
 from mailwarden.pipeline import Context, ScanResult, scan
 from mailwarden.resolver import Resolver
 from mailwarden.store.blobs import BlobStore
+from mailwarden.store.db import begin_write
 
 log = logging.getLogger("mailwarden.gateway")
 _SEVERITY = {Action.DELIVER: 0, Action.BANNER: 1, Action.QUARANTINE: 2, Action.REJECT: 3}
@@ -275,7 +276,7 @@ class Receiver:
         now = self.clock()
         tx, message, auth, result = decision.transaction, decision.message, decision.auth, decision.result
         signals = signal_dicts(result)
-        with self.engine.begin() as connection:
+        with begin_write(self.engine) as connection:
             payload = self._event(decision, now)
             events.add_event(connection, events.MESSAGE_SCANNED, payload, now)
             if decision.rejected or Action.QUARANTINE in decision.groups:
@@ -330,7 +331,7 @@ class Receiver:
         """A message refused before any scan (SMTP smuggling): into the Rejection Log all the same."""
         headers = BytesHeaderParser(policy=compat32).parsebytes(raw[:65536])
         header_from = parseaddr(str(headers.get("From", "")))[1]
-        with self.engine.begin() as connection:
+        with begin_write(self.engine) as connection:
             logs.record_rejection(connection, time=self.clock(), client_ip=transaction.client_ip,
                                   helo=transaction.helo, mail_from=transaction.mail_from,
                                   recipients=list(transaction.recipients), header_from=header_from,

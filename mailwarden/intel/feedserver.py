@@ -33,6 +33,7 @@ from mailwarden.intel import feeds, stix
 from mailwarden.intel.indicators import stable_uuid
 from mailwarden.intel.store import INDICATORS, STATE, _insert
 from mailwarden.intel.web import READ, IntelContext, Refused, intel_context, require_feed_key
+from mailwarden.store.db import begin_write
 
 CACHE_SECONDS = 30.0
 TEXT = "text/plain; charset=utf-8"
@@ -94,7 +95,7 @@ def _rows(request: Request, min_confidence: int) -> list[dict[str, Any]]:
 
 def _state(engine: Engine, name: str, digest: str, now: datetime) -> tuple[int, datetime]:
     """The feed's serial and the time its content last changed, moved on when ``digest`` is new."""
-    with engine.begin() as connection:
+    with begin_write(engine) as connection:
         row = connection.execute(select(STATE).where(STATE.c.name == name)).first()
         if row is not None and row.text == digest:
             return int(row.number), row.changed_at

@@ -31,7 +31,7 @@ from sqlalchemy import ColumnElement, Engine, Table, insert, or_, select
 
 from mailwarden.gateway import events
 from mailwarden.intel.store import SIGHTINGS, Sighting, _by_id, _sight, audit
-from mailwarden.store.db import store_errors
+from mailwarden.store.db import begin_write, store_errors
 from mailwarden.store.models import Base
 
 HUNTS: Table = Base.metadata.tables["intel_hunts"]
@@ -158,7 +158,7 @@ def retrohunt(engine: Engine, indicator_id: int, *, now: datetime, actor: str, r
             if {"deliver", "banner"} & set(match["actions"]):
                 result.actions.append({"action": "mailbox_removal_pending", "message_ref": match["message_ref"],
                                        "recipients": match["recipients"], "time": now.isoformat()})
-    with store_errors("record a retro-hunt in", engine.url), engine.begin() as connection:
+    with store_errors("record a retro-hunt in", engine.url), begin_write(engine) as connection:
         fresh = _by_id(connection, indicator_id) or row
         for match in archived:
             _sight(connection, fresh, Sighting(match["message_ref"], match["message_id"], "hunt", match["verdict"],

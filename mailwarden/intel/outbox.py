@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, Table, func, or_, select, update
 from mailwarden.gateway.paging import DEFAULT_LIMIT, Page, page
 from mailwarden.intel.settings import WebhookSettings
 from mailwarden.intel.store import _insert
+from mailwarden.store.db import begin_write
 from mailwarden.store.models import Base
 
 EVENTS: Table = Base.metadata.tables["events"]
@@ -92,7 +93,7 @@ def dispatch(engine: Engine, webhook: WebhookSettings, now: datetime) -> int:
     """Turn new events into pending deliveries for one webhook; returns how many were added."""
     added = 0
     while True:
-        with engine.begin() as connection:
+        with begin_write(engine) as connection:
             after = start_position(connection, webhook.sink, now)
             rows, reached = events_after(connection, after, webhook.events, now)
             for row in rows:
@@ -112,7 +113,7 @@ def claim(engine: Engine, sinks: Iterable[str], now: datetime, limit: int = 50) 
     names = list(sinks)
     if not names:
         return []
-    with engine.begin() as connection:
+    with begin_write(engine) as connection:
         query = (select(DELIVERIES.c.id).where(DELIVERIES.c.sink.in_(names), or_(
             (DELIVERIES.c.state == "pending") & (DELIVERIES.c.next_attempt_at <= now),
             (DELIVERIES.c.state == "delivering") & (DELIVERIES.c.lease_until < now)))
@@ -148,7 +149,7 @@ def finish(engine: Engine, delivery: Delivery, *, ok: bool, status: int | None, 
         values = {"state": "dead"}
     else:
         values = {"state": "pending", "next_attempt_at": now + backoff(webhook, attempts)}
-    with engine.begin() as connection:
+    with begin_write(engine) as connection:
         connection.execute(update(DELIVERIES).where(DELIVERIES.c.id == delivery.id).values(
             attempts=attempts, last_status=status, last_error=error[:500], lease_until=None, updated_at=now, **values))
     return str(values["state"])
@@ -168,7 +169,7 @@ def list_deliveries(engine: Engine, *, state: str | None = None, sink: str | Non
 def replay(engine: Engine, *, now: datetime, ids: Sequence[int] | None = None, state: str = "dead",
            sink: str | None = None) -> list[int]:
     """Send deliveries again from the first attempt: the given ids, or every one in ``state`` (dead by default)."""
-    with engine.begin() as connection:
+    with begin_write(engine) as connection:
         query = select(DELIVERIES.c.id).where(DELIVERIES.c.state.in_(["dead", "delivered"]))
         query = query.where(DELIVERIES.c.id.in_(list(ids))) if ids is not None else \
             query.where(DELIVERIES.c.state == state)
@@ -184,7 +185,7 @@ def replay(engine: Engine, *, now: datetime, ids: Sequence[int] | None = None, s
 def replay_events(engine: Engine, webhook: WebhookSettings, *, since_event: int, now: datetime) -> int:
     """Queue every event after id ``since_event`` to ``webhook`` again (new or re-armed deliveries)."""
     count = 0
-    with engine.begin() as connection:
+    with begin_write(engine) as connection:
         after = since_event
         while True:
             rows, reached = events_after(connection, after, webhook.events, now + GRACE)

@@ -35,6 +35,7 @@ from mailwarden.intel.indicators import indicators_in_pattern
 from mailwarden.intel.settings import PullSettings
 from mailwarden.intel.stix import parse_stix_time, stix_time
 from mailwarden.intel.store import NewIndicator, _row, record, revoke
+from mailwarden.store.db import begin_write
 
 log = logging.getLogger("mailwarden.intel.pull")
 TAXII_ACCEPT = "application/taxii+json;version=2.1"
@@ -157,7 +158,7 @@ def pull_taxii(engine: Engine, source: PullSettings, *, now: datetime, allow: Al
     finally:
         if client is None:
             own.close()
-    with engine.begin() as connection:
+    with begin_write(engine) as connection:
         outbox.set_cursor(connection, cursor_name, {"added_after": newest, "run_at": stix_time(now)}, now)
     return report
 
@@ -166,7 +167,7 @@ def _record_object(engine: Engine, obj: dict[str, Any], source: PullSettings, no
                    report: PullReport) -> None:
     if obj.get("revoked") is True and obj.get("type") == "indicator":
         for kind, value in indicators_in_pattern(str(obj.get("pattern", ""))):
-            with engine.begin() as connection:
+            with begin_write(engine) as connection:
                 found = _row(connection, kind, value)
                 if found is not None and found["source"] == source.source and not found["revoked"]:
                     revoke(connection, found["id"], now=now, actor=f"feed:{source.name}",
@@ -179,7 +180,7 @@ def _record_object(engine: Engine, obj: dict[str, Any], source: PullSettings, no
 
 def _record(engine: Engine, item: NewIndicator, source: PullSettings, now: datetime, allow: AllowList,
             report: PullReport) -> None:
-    with engine.begin() as connection:
+    with begin_write(engine) as connection:
         change = record(connection, item, now=now, actor=f"feed:{source.name}", mode="learn", allow=allow)
     if change.refused:
         report.refused += 1
@@ -260,7 +261,7 @@ def pull_misp(engine: Engine, source: PullSettings, *, now: datetime, allow: All
     finally:
         if client is None:
             own.close()
-    with engine.begin() as connection:
+    with begin_write(engine) as connection:
         outbox.set_cursor(connection, cursor_name, {"events": seen, "run_at": stix_time(now)}, now)
     return report
 

@@ -31,6 +31,7 @@ from mailwarden.intel import stix, store
 from mailwarden.intel.allowlist import AllowList
 from mailwarden.intel.learn import learn_from_verdict
 from mailwarden.intel.settings import IntelSettings
+from mailwarden.store.db import begin_write
 
 log = logging.getLogger("mailwarden.intel")
 
@@ -44,7 +45,7 @@ def backfill_objects(engine: Engine, producer: str, now: datetime) -> int:
     objects = stix.OBJECTS
     indicators = store.INDICATORS
     count = 0
-    with engine.begin() as connection:
+    with begin_write(engine) as connection:
         missing = connection.execute(select(indicators).where(~indicators.c.id.in_(
             select(objects.c.indicator_id).where(objects.c.indicator_id.is_not(None)))).limit(100_000))
         for row in missing:

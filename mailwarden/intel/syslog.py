@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 from mailwarden import __version__
 from mailwarden.intel import outbox
 from mailwarden.intel.settings import SyslogSettings
+from mailwarden.store.db import begin_write
 
 FACILITY = 16  # local0
 SEVERITY = {"threat.detected": 4, "indicator.upserted": 5, "indicator.revoked": 5, "lookalike.found": 4,
@@ -140,7 +141,7 @@ async def send_events(engine: Engine, settings: SyslogSettings, now: Callable[[]
     sent = 0
     while True:
         def take() -> tuple[list[dict[str, Any]], int, int]:
-            with engine.begin() as connection:
+            with begin_write(engine) as connection:
                 after = outbox.start_position(connection, settings.sink, now())
                 rows, reached = outbox.events_after(connection, after, settings.events, now())
                 return rows, reached, after
@@ -152,7 +153,7 @@ async def send_events(engine: Engine, settings: SyslogSettings, now: Callable[[]
             await write_frames(settings, [frame(message(outbox.event_document(r), settings, hostname)) for r in rows])
 
         def advance(position: int) -> None:
-            with engine.begin() as connection:
+            with begin_write(engine) as connection:
                 outbox.set_cursor(connection, settings.sink, {"event_id": position}, now())
 
         await asyncio.to_thread(advance, reached)

@@ -67,7 +67,7 @@ class Store:
         rows = [_row_from_profile(p) for p in (*profiles.senders.values(), *profiles.domains.values())]
         if not rows:
             return
-        with store_errors("save profiles to", self.engine.url), self.engine.begin() as connection:
+        with store_errors("save profiles to", self.engine.url), begin_write(self.engine) as connection:
             statement = _upsert(connection)
             for batch in _batches(rows, SAVE_BATCH):
                 connection.execute(statement, batch)

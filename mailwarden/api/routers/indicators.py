@@ -23,6 +23,7 @@ from mailwarden.gateway.paging import DEFAULT_LIMIT, MAX_LIMIT, CursorError
 from mailwarden.intel import hunt, store
 from mailwarden.intel.indicators import ACTIONS, SEVERITIES, TYPES
 from mailwarden.intel.web import READ, WRITE, IntelContext, actor_of, intel_context, require_key
+from mailwarden.store.db import begin_write
 
 PROBLEM = {"description": "A problem document (RFC 9457)", "content": {"application/problem+json": {}}}
 ERRORS: dict[int | str, dict[str, Any]] = {400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 422: PROBLEM, 429: PROBLEM}
@@ -94,7 +95,7 @@ def _create_one(services: ApiServices, context: IntelContext, item: IndicatorIn,
     new = store.NewIndicator(item.type, item.value, confidence=item.confidence, action=item.action,
                              severity=item.severity, source=f"api:{key.name}", tags=tuple(item.tags),
                              description=item.description, valid_until=item.valid_until)
-    with services.engine.begin() as connection:
+    with begin_write(services.engine) as connection:
         change = store.record(connection, new, now=services.clock(), actor=actor_of(key), allow=context.allow,
                               producer=context.producer)
     if change.indicator is None:
@@ -164,7 +165,7 @@ def show(indicator_id: IndicatorId, services: Services, _: Reader) -> dict[str, 
               responses=ERRORS_404)
 def change(indicator_id: IndicatorId, body: IndicatorPatch, services: Services, key: Writer,
            context: Intel) -> dict[str, Any]:
-    with services.engine.begin() as connection:
+    with begin_write(services.engine) as connection:
         done = store.update_indicator(connection, indicator_id, body.model_dump(exclude_none=True),
                                       now=services.clock(), actor=actor_of(key), allow=context.allow,
                                       producer=context.producer)
@@ -179,7 +180,7 @@ def change(indicator_id: IndicatorId, body: IndicatorPatch, services: Services, 
              responses=ERRORS_404)
 def revoke(indicator_id: IndicatorId, services: Services, key: Writer, context: Intel,
            body: Annotated[RevokeIn | None, Body()] = None) -> dict[str, Any]:
-    with services.engine.begin() as connection:
+    with begin_write(services.engine) as connection:
         done = store.revoke(connection, indicator_id, now=services.clock(), actor=actor_of(key),
                             reason=body.reason if body else "", producer=context.producer)
     if done is None:

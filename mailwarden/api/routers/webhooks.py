@@ -19,6 +19,7 @@ from mailwarden.gateway.paging import DEFAULT_LIMIT, MAX_LIMIT, CursorError
 from mailwarden.intel import outbox
 from mailwarden.intel.store import audit
 from mailwarden.intel.web import READ, WRITE, actor_of, require_key
+from mailwarden.store.db import begin_write
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 Reader = Annotated[ApiKey, Depends(require_key(READ))]
@@ -39,7 +40,7 @@ def deliveries(services: Services, _: Reader,
 
 
 def _recorded(services: Any, key: ApiKey, ids: list[int]) -> None:
-    with services.engine.begin() as connection:
+    with begin_write(services.engine) as connection:
         audit(connection, services.clock(), actor_of(key), "webhook_replay", None, deliveries=ids)
 
 
