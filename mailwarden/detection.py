@@ -175,11 +175,17 @@ class DetectionData:
         words = re.findall(r"[a-z0-9]+", folded_name)[:20]
         # runs of whole words written together: "liberty_mutual" -> "libertymutual", never "ledger" in "ledgerline"
         runs = {"".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, min(len(words), i + 5) + 1)}
-        keys = {key for name, key in self.collapsed_brand_names.items() if len(name) >= 6 and name in runs}
+        # a name spelt letter by letter ("F.e.d.E.x", "N e t f l i x") is deliberate even when short
+        spelt = {m.group(0).replace(" ", "") for m in _SPELT_OUT.finditer(" ".join(words))}
+        keys = {key for name, key in self.collapsed_brand_names.items()
+                if (len(name) >= 6 and name in runs) or any(name in run for run in spelt)}
         if not keys:
             keys = {key for name, key in self.collapsed_brand_names.items()
                     if len(name) >= 8 and any(_one_edit_apart(word, name) for word in words)}
         return [b for b in self.brands if b.key in keys]
+
+
+_SPELT_OUT = re.compile(r"\b(?:[a-z0-9] ){3,}[a-z0-9]\b")
 
 
 def _read(name: str) -> str:

@@ -75,6 +75,21 @@ def public_suffix(host: str) -> str:
     return _ICANN_PSL.publicsuffix(host.lower().rstrip(".")) or ""
 
 
+# Names reserved for private networks and documentation (RFC 2606, 6761, 6762, ICANN's .internal): mail from
+# such a name is internal or a test, not a forgery of a public domain.
+SPECIAL_USE_TLDS = frozenset({"local", "localhost", "localdomain", "internal", "lan", "home", "corp", "intranet",
+                              "test", "example", "invalid", "arpa", "onion"})
+
+
+@lru_cache(maxsize=65536)
+def has_unknown_tld(host: str) -> bool:
+    """True if the host's top-level domain exists nowhere in the DNS root (``.xfcgj``): nobody can send from it."""
+    host = host.lower().rstrip(".")
+    if "." not in host or is_ip_literal(host) or host.rsplit(".", 1)[1] in SPECIAL_USE_TLDS:
+        return False
+    return _ICANN_PSL.publicsuffix(host, accept_unknown=False) is None
+
+
 def is_ip_literal(host: str) -> bool:
     host = host.strip("[]")
     try:

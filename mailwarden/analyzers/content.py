@@ -28,6 +28,9 @@ SIGNALS = (
     "content.payment_request",
     "content.secrecy",
     "content.spam_topic",
+    "content.crypto_lure",
+    "content.dating_lure",
+    "content.callback_scam",
     "content.brand_impersonation",
     "content.brand_in_subject",
     "content.generic_greeting",
@@ -73,10 +76,16 @@ def _verified_brand_sender(message: Message, context: Context) -> bool:
     return any(r.result == "pass" for ar in message.auth for r in ar.method("dmarc"))
 
 
+# A telephone number as scams print it: North American (+1) 8xx-xxx-xxxx or an international +CC number.
+_PHONE = re.compile(r"(?<![\w+])(?:\+?1[\s.-]?)?\(?[2-9]\d{2}\)?[\s.-]\d{3}[\s.-]\d{4}(?!\d)|"
+                    r"\+\d{1,3}[\s.-]?\(?\d{1,4}\)?[\s.-]?\d{2,4}[\s.-]?\d{3,4}(?!\d)")
+_NEEDS_PHONE = "content.callback_scam"
+
+
 def _lures(folded: str, context: Context, skip: set[str]) -> list[Signal]:
     signals = []
     for category in context.data.lures:
-        if category.signal in skip:
+        if category.signal in skip or (category.signal == _NEEDS_PHONE and not _PHONE.search(folded)):
             continue
         found = category.matches(folded)
         if found:

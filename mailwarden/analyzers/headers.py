@@ -10,6 +10,7 @@ import re
 from typing import TYPE_CHECKING
 
 from mailwarden.detection import fold
+from mailwarden.urls import has_unknown_tld
 
 if TYPE_CHECKING:
     from mailwarden.message import Address, Message
@@ -28,6 +29,7 @@ SIGNALS = (
     "header.multiple_from",
     "header.display_name_symbols",
     "header.undisclosed_recipients",
+    "header.unknown_tld",
     "mime.malformed",
     "mime.limits_exceeded",
 )
@@ -128,6 +130,9 @@ def analyze(message: Message, context: Context) -> list[Signal]:
     if sender is None or not sender.domain:
         signals.append(context.signal("header.missing_from", "no usable From address"))
         return signals
+    if has_unknown_tld(sender.domain) and not context.org.is_own_domain(sender.domain):
+        signals.append(context.signal("header.unknown_tld", f"From domain {sender.domain} has no real top-level domain",
+                                      domain=sender.domain))
     signals += _reply_to(message, sender, context)
     signals += _address_in_display_name(sender, context)
     signals += _display_name_symbols(sender, context)

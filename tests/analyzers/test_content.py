@@ -74,7 +74,8 @@ def test_notification_counter_in_the_sender_name() -> None:
     assert "content.counter_in_name" in analyze(build(from_='"NEW MESSAGE (1)" <m@chat.example>'))
 
 
-@pytest.mark.parametrize("name", ["Liberty_Mutual_Team", "Conta Microsft - Atendimento"])
+@pytest.mark.parametrize("name", ["Liberty_Mutual_Team", "Conta Microsft - Atendimento", "F.e.d.E.x",
+                                  "N e t f l i x !"])
 def test_brands_spelt_with_separators_or_a_typo(name: str) -> None:
     assert "content.brand_impersonation" in analyze(build(from_=f'"{name}" <x@mailer.example>'))
 
@@ -136,3 +137,37 @@ def test_brand_impersonation_inside_an_inline_forward() -> None:
 
 def test_a_brand_inside_a_longer_word_is_not_that_brand() -> None:
     assert "content.brand_impersonation" not in analyze(build(from_='"Ledgerline Security" <x@mailer.example>'))
+
+
+@pytest.mark.parametrize(("subject", "body"), [
+    ("Receive your Stealth Airdrop now", "Claim your tokens before the presale ends. Connect with MetaMask."),
+    ("Mining_balance_0.7495_BTC", "Your cloud mining balance is ready to withdraw in bitcoin."),
+    ("Sua carteira", "Sua carteira cripto foi bloqueada. Criptomoedas aguardando saque."),
+])
+def test_crypto_bait(subject: str, body: str) -> None:
+    assert "content.crypto_lure" in analyze(build(subject=subject, body=body))
+
+
+def test_cryptography_is_not_crypto_bait() -> None:
+    body = "The crypto library now ships elliptic curve code; see the OpenSSL mailing list."
+    assert "content.crypto_lure" not in analyze(build(subject="Re: crypto patches", body=body))
+
+
+@pytest.mark.parametrize("body", [
+    "Ukrainian beauties would like to meet you. See my profile and my private photos.",
+    "Rencontrer des beautés ukrainiennes, des célibataires près de chez vous.",
+    "Ondeugende singles wachten al op jou. Russische schoonheden willen chatten!",
+])
+def test_dating_bait(body: str) -> None:
+    assert "content.dating_lure" in analyze(build(body=body))
+
+
+def test_a_fake_invoice_that_asks_for_a_phone_call() -> None:
+    body = ("Your Norton 360 subscription was automatically renewed and $399.99 has been charged. "
+            "If you did not authorize this charge, call our billing department at +1 (808) 555-0142 to cancel.")
+    assert "content.callback_scam" in analyze(build(subject="Order Confirmation", body=body))
+
+
+def test_the_same_words_without_a_phone_number_are_not_a_callback_scam() -> None:
+    body = "Your plan renews next month. To cancel your subscription, visit your account settings."
+    assert "content.callback_scam" not in analyze(build(subject="Your plan renews", body=body))

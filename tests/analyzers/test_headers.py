@@ -60,3 +60,12 @@ def test_decorated_sender_names() -> None:
     assert "header.display_name_symbols" in analyze(build(from_="=?utf-8?q?=F0=9F=92=B0Free_Spins=F0=9F=92=B0?= "
                                                                "<win@casino.example>"))
     assert "header.display_name_symbols" not in analyze(build(from_="Zoë Müller <zoe@example.de>"))
+
+
+def test_a_from_domain_under_a_top_level_domain_that_does_not_exist() -> None:
+    assert "header.unknown_tld" in analyze(build(from_="CarShield <rex_83156@news.sab3atontanks50.xfcgj>"))
+
+
+def test_real_and_private_use_top_level_domains_are_fine() -> None:
+    for sender in ("a@shop.co.uk", "b@brand.shop", "cron@build.internal", "root@host.localdomain"):
+        assert "header.unknown_tld" not in analyze(build(from_=sender))
