@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import itertools
 import re
-from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
 from mailwarden.detection import fold, is_disguised_letter, is_foreign_in_latin_word
+from mailwarden.forwarded import ForwardedOriginal, forwarded_original
 from mailwarden.message import Address
-from mailwarden.urls import to_ascii_host
 
 if TYPE_CHECKING:
     from mailwarden.message import Message
@@ -31,6 +30,7 @@ SIGNALS = (
     "content.crypto_lure",
     "content.dating_lure",
     "content.callback_scam",
+    "content.legal_threat",
     "content.brand_impersonation",
     "content.brand_in_subject",
     "content.generic_greeting",
@@ -136,24 +136,10 @@ def _own_or_partner(domain: str, context: Context) -> bool:
     return context.org.is_own_domain(domain) or context.org.partner_for_domain(domain) is not None
 
 
-# An inline forwarded header block: "From: ..." then "Sent:/Date: ..." (as mail clients write it, in several languages).
-_FORWARDED_FROM = re.compile(
-    r"^[ \t>*]*(?:from|de|von|van|da|fran|od|от)\s*:\s*(?P<sender>[^\n]{3,200})\n(?:[^\n]*\n){0,2}?[ \t>*]*"
-    r"(?:sent|date|enviado|enviada|gesendet|datum|envoye|verzonden|inviato|data|fecha|skickat)\s*:",
-    re.IGNORECASE | re.MULTILINE)
-
-
 def forwarded_sender(message: Message) -> Address | None:
     """The original sender of a message forwarded inline near the top of the body, if any."""
-    match = _FORWARDED_FROM.search(message.text_plain[:3000] or message.text_html[:3000])
-    if not match:
-        return None
-    display, email_addr = parseaddr(match.group("sender"))
-    local, _, domain = email_addr.rpartition("@")
-    if not local or "." not in domain:
-        return None
-    ascii_domain, unicode_domain = to_ascii_host(domain)
-    return Address(display.strip(), email_addr.lower(), local, ascii_domain, unicode_domain)
+    original = forwarded_original(message)
+    return original.sender if original else None
 
 
 def _brand_impersonation(message: Message, context: Context, lures: list[Signal]) -> list[Signal]:
@@ -235,9 +221,11 @@ def _recipient_in_subject(message: Message, context: Context) -> list[Signal]:
     return []
 
 
-def _obfuscated(message: Message, context: Context) -> list[Signal]:
+def _obfuscated(message: Message, context: Context, original: ForwardedOriginal | None) -> list[Signal]:
     """Letters from other scripts or styled alphabets in the subject/sender name to defeat filters."""
     visible = message.subject + " " + (message.from_.display_name if message.from_ else "")
+    if original is not None:
+        visible += " " + original.subject + " " + (original.sender.display_name if original.sender else "")
     disguised = sum(1 for ch in visible if is_disguised_letter(ch)) + len(_I_FOR_L.findall(visible))
     disguised += 2 * sum(1 for word in _WORD.findall(visible) if is_foreign_in_latin_word(word))
     if disguised >= 2 and not _mostly_non_latin(visible):
@@ -271,9 +259,16 @@ def _is_random_token(word: str) -> bool:
     return switches >= 6
 
 
-def _subject_tricks(message: Message, context: Context) -> list[Signal]:
+def _subject_tricks(message: Message, context: Context, original: ForwardedOriginal | None) -> list[Signal]:
+    signals = _tricks_in_subject(message.subject, context)
+    if original is not None and original.subject:
+        seen = {s.id for s in signals}
+        signals += [s for s in _tricks_in_subject(original.subject, context) if s.id not in seen]
+    return signals
+
+
+def _tricks_in_subject(subject: str, context: Context) -> list[Signal]:
     signals = []
-    subject = message.subject
     symbols = [ch for ch in subject if ord(ch) >= 0x2190 and not ch.isalpha() and not is_disguised_letter(ch)]
     if symbols:
         signals.append(context.signal("content.subject_symbols", f"emoji or symbols in the subject: {subject[:60]}",
@@ -315,7 +310,8 @@ def analyze(message: Message, context: Context) -> list[Signal]:
     signals = _lures(folded, context, _EXPECTED_FROM_VERIFIED_BRANDS if _verified_brand_sender(message, context)
                      else set())
     signals += _freemail_lure(message, signals, context)
-    signals += _subject_tricks(message, context)
+    original = forwarded_original(message)
+    signals += _subject_tricks(message, context, original)
     signals += _layout(message, folded, context)
     signals += _brand_impersonation(message, context, signals)
     signals += _sender_name_tricks(message, context)
@@ -323,5 +319,5 @@ def analyze(message: Message, context: Context) -> list[Signal]:
     if _GENERIC_GREETING.search(folded):
         signals.append(context.signal("content.generic_greeting", "impersonal greeting (\"dear customer\")"))
     signals += _recipient_in_subject(message, context)
-    signals += _obfuscated(message, context)
+    signals += _obfuscated(message, context, original)
     return signals

@@ -10,6 +10,7 @@ import re
 from typing import TYPE_CHECKING
 
 from mailwarden.detection import fold
+from mailwarden.forwarded import forwarded_original
 from mailwarden.urls import has_unknown_tld
 
 if TYPE_CHECKING:
@@ -115,6 +116,23 @@ def _defects(message: Message, context: Context) -> list[Signal]:
     return signals
 
 
+def _unknown_tld(sender: Address, context: Context) -> list[Signal]:
+    if not has_unknown_tld(sender.domain) or context.org.is_own_domain(sender.domain):
+        return []
+    return [context.signal("header.unknown_tld", f"From domain {sender.domain} has no real top-level domain",
+                           domain=sender.domain)]
+
+
+def _forwarded_sender(message: Message, found: list[Signal], context: Context) -> list[Signal]:
+    """The sender of a message forwarded inline, held to the same standard as the forwarder."""
+    original = forwarded_original(message)
+    if original is None or original.sender is None:
+        return []
+    seen = {s.id for s in found}
+    return [s for s in _unknown_tld(original.sender, context) + _display_name_symbols(original.sender, context)
+            if s.id not in seen]
+
+
 def analyze(message: Message, context: Context) -> list[Signal]:
     signals = _defects(message, context)
     if not message.message_id:
@@ -130,12 +148,11 @@ def analyze(message: Message, context: Context) -> list[Signal]:
     if sender is None or not sender.domain:
         signals.append(context.signal("header.missing_from", "no usable From address"))
         return signals
-    if has_unknown_tld(sender.domain) and not context.org.is_own_domain(sender.domain):
-        signals.append(context.signal("header.unknown_tld", f"From domain {sender.domain} has no real top-level domain",
-                                      domain=sender.domain))
+    signals += _unknown_tld(sender, context)
     signals += _reply_to(message, sender, context)
     signals += _address_in_display_name(sender, context)
     signals += _display_name_symbols(sender, context)
+    signals += _forwarded_sender(message, signals, context)
     if message.sender and message.sender.domain and not _related(
             message.sender.registrable_domain, sender.registrable_domain, context):
         signals.append(context.signal(

@@ -171,3 +171,25 @@ def test_a_fake_invoice_that_asks_for_a_phone_call() -> None:
 def test_the_same_words_without_a_phone_number_are_not_a_callback_scam() -> None:
     body = "Your plan renews next month. To cancel your subscription, visit your account settings."
     assert "content.callback_scam" not in analyze(build(subject="Your plan renews", body=body))
+
+
+@pytest.mark.parametrize("body", [
+    "INTIMAÇÃO ELETRÔNICA. Notificação extrajudicial, número do processo em anexo.",
+    "Ein Mahnbescheid wurde beantragt; die Vorladung finden Sie im Anhang.",
+    "A warrant for your arrest will be issued unless you call today.",
+])
+def test_legal_threats(body: str) -> None:
+    assert "content.legal_threat" in analyze(build(body=body))
+
+
+def test_news_about_courts_is_not_a_threat() -> None:
+    body = "The court hearing was adjourned; the judge issued a summons to the company's directors."
+    assert "content.legal_threat" not in analyze(build(subject="Today's news", body=body))
+
+
+@pytest.mark.parametrize("body", [
+    "Sou a Sra. Anitha Jacobs, uma viúva doente. Tenho um fundo de donativos para obras de caridade.",
+    "Dear email owner, I am donating to 5 random individuals: your email address was selected.",
+])
+def test_advance_fee_stories(body: str) -> None:
+    assert "content.advance_fee" in analyze(build(body=body))

@@ -69,3 +69,16 @@ def test_a_from_domain_under_a_top_level_domain_that_does_not_exist() -> None:
 def test_real_and_private_use_top_level_domains_are_fine() -> None:
     for sender in ("a@shop.co.uk", "b@brand.shop", "cron@build.internal", "root@host.localdomain"):
         assert "header.unknown_tld" not in analyze(build(from_=sender))
+
+
+def test_the_original_sender_of_an_inline_forward_is_held_to_the_same_standard() -> None:
+    body = ("FYI\n\n________________________________\nDe: ❤️Bellezze ucraine❤️ <epuaze@pvruky.xfcgj>\n"
+            "Enviado: domingo, 8 de janeiro 21:00\nPara: me@example.org\nAssunto: Nuovo messaggio privato\n\nCiao!")
+    found = analyze(build(from_="Me <me@example.org>", subject="Fw: Nuovo messaggio privato", body=body))
+    assert {"header.unknown_tld", "header.display_name_symbols"} <= found
+
+
+def test_a_quoted_outlook_header_with_on_behalf_of_is_read_correctly() -> None:
+    body = ("> -----Original Message-----\n> From: fork-admin@xent.com [mailto:fork-admin@xent.com]On Behalf Of John\n"
+            "> Sent: Friday, September 20, 2002 5:10 PM\n> Subject: Re: lunch\n\nSounds good.")
+    assert analyze(build(body=body)) == set()
