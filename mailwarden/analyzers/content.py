@@ -227,6 +227,7 @@ def _obfuscated(message: Message, context: Context, original: ForwardedOriginal 
     if original is not None:
         visible += " " + original.subject + " " + (original.sender.display_name if original.sender else "")
     disguised = sum(1 for ch in visible if is_disguised_letter(ch)) + len(_I_FOR_L.findall(visible))
+    disguised += len(_L_FOR_I.findall(visible))
     disguised += 2 * sum(1 for word in _WORD.findall(visible) if is_foreign_in_latin_word(word))
     if disguised >= 2 and not _mostly_non_latin(visible):
         return [context.signal("content.obfuscated_text", f"look-alike or styled letters in: {visible[:80]}",
@@ -236,6 +237,8 @@ def _obfuscated(message: Message, context: Context, original: ForwardedOriginal 
 
 # "PayPaI", "waIIet": a capital I standing in for a lower-case l inside a word.
 _I_FOR_L = re.compile(r"(?<=[a-z])I+(?![A-Z])")
+# "VlAGRA", "ClALlS": a lower-case l standing in for a capital I inside a word in capitals.
+_L_FOR_I = re.compile(r"(?<=[A-Z])l(?=[A-Z])")
 # A mixed-case run like "WBmmvfJdFtGqOvWw" that bulk senders append to defeat duplicate detection.
 _RANDOM_TOKEN = re.compile(r"(?<![\w.@/])[A-Za-z0-9]{10,}(?![\w.@/-])")
 _UNSUBSCRIBE = re.compile(r"\b(?:unsubscribe|opt[ -]out|abbestellen|abmelden|desinscri\w*|darse de baja|"

@@ -193,3 +193,7 @@ def test_news_about_courts_is_not_a_threat() -> None:
 ])
 def test_advance_fee_stories(body: str) -> None:
     assert "content.advance_fee" in analyze(build(body=body))
+
+
+def test_a_lower_case_l_for_a_capital_i_in_a_shouted_word() -> None:
+    assert "content.obfuscated_text" in analyze(build(from_='"BEST VlAGRA&ClALlS" <x@shop.example>'))
