@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import threading
 import time
@@ -287,6 +288,9 @@ class LiveResolver:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
         if loop is not None and thread is not None:
+            if thread.is_alive():  # on failure the loop stops all the same; what was left is closed with it
+                with contextlib.suppress(TimeoutError, concurrent.futures.CancelledError, RuntimeError):
+                    asyncio.run_coroutine_threadsafe(_cancel_pending(), loop).result(timeout=5)
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=5)
             if not thread.is_alive():
@@ -410,3 +414,15 @@ def configured_resolver(settings: DnsSettings | None = None) -> Resolver:
     if configured_servers(settings):
         return live_resolver(settings)
     return StaticResolver()
+
+
+async def _cancel_pending() -> None:
+    """Cancel the queries still in flight and let their sockets close before the loop stops: a loop closed
+    with a socket mid-close leaks it (and Python warns about the unclosed transport)."""
+    current = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not current]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for _ in range(2):  # transports call connection_lost on the next loop iterations
+        await asyncio.sleep(0)
