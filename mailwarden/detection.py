@@ -76,14 +76,31 @@ def is_disguised_letter(ch: str) -> bool:
 
 
 def _phrase_pattern(phrases: list[str]) -> re.Pattern[str] | None:
-    parts = []
-    for phrase in sorted({fold(p) for p in phrases if p.strip()}, key=len, reverse=True):
+    """One pattern for a list of phrases, built as a trie so that the engine tries only the phrases that
+    share the text's next letter (a flat alternation of hundreds of phrases is tried one by one at every
+    position). Longer phrases are tried before their prefixes; words match across any run of whitespace."""
+    trie: _Trie = {}
+    for phrase in {fold(p) for p in phrases if p.strip()}:
         wildcard = phrase.endswith("*")
-        body = r"\s+".join(re.escape(word) for word in phrase.rstrip("*").split())
-        parts.append(body + (r"\w*" if wildcard else r"\b(?!['’]\w)"))
-    if not parts:
+        node = trie
+        for ch in " ".join(phrase.rstrip("*").split()):
+            node = node.setdefault(ch, {})
+        node[_WILD if wildcard else _EXACT] = {}
+    if not trie:
         return None
-    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + ")")
+    return re.compile(r"(?<!\w)" + _trie_regex(trie))
+
+
+_Trie = dict[str, "_Trie"]
+_EXACT, _WILD = "\x00exact", "\x00wild"  # end-of-phrase marks, never a folded character
+_ENDINGS = {_WILD: r"\w*", _EXACT: r"\b(?!['’]\w)"}
+
+
+def _trie_regex(node: _Trie) -> str:
+    branches = [(r"\s+" if ch == " " else re.escape(ch)) + _trie_regex(child)
+                for ch, child in sorted(node.items()) if ch not in _ENDINGS]
+    branches += [_ENDINGS[end] for end in (_WILD, _EXACT) if end in node]
+    return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
 
 
 @dataclass(frozen=True)
@@ -177,8 +194,9 @@ class DetectionData:
         runs = {"".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, min(len(words), i + 5) + 1)}
         # a name spelt letter by letter ("F.e.d.E.x", "N e t f l i x") is deliberate even when short
         spelt = {m.group(0).replace(" ", "") for m in _SPELT_OUT.finditer(" ".join(words))}
-        keys = {key for name, key in self.collapsed_brand_names.items()
-                if (len(name) >= 6 and name in runs) or any(name in run for run in spelt)}
+        keys = {key for name, key in self.collapsed_brand_names.items() if len(name) >= 6 and name in runs}
+        if spelt:
+            keys |= {key for name, key in self.collapsed_brand_names.items() if any(name in run for run in spelt)}
         if not keys:
             keys = {key for name, key in self.collapsed_brand_names.items()
                     if len(name) >= 8 and any(_one_edit_apart(word, name) for word in words)}
