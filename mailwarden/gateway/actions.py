@@ -7,6 +7,7 @@
         with our authserv-id: a sender could forge them), with the warn banner when there is one, and with
         our own fields in front. Computed at delivery time from the spooled original, so the original is
         all that is stored, and a release delivers exactly it.
+    delivery_id_field(ref, entry_id)         X-Mailwarden-Delivery-Id: the same on every attempt of a queue entry
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mailwarden.pipeline import ScanResult
 from mailwarden.signals import Verdict
 
 OUR_PREFIX = "x-mailwarden-"  # every field named so is ours: a sender's are removed
+DELIVERY_ID = "X-Mailwarden-Delivery-Id"
 MAX_FIELD_LINE = 78
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _COMMENT = re.compile(r"\([^()]*\)")
@@ -93,6 +95,17 @@ def received_field(*, helo: str, client_ip: str, by: str, ref: str, tls: bool, r
     if len(recipients) == 1:
         parts.append(f"for <{_safe(recipients[0])}>")
     return "Received", "\r\n\t".join(parts) + f"; {format_datetime(when)}"
+
+
+def delivery_id_field(ref: str, entry_id: int) -> tuple[str, str]:
+    """The delivery id of a queue entry, ``<message ref>.<entry id>``: identical on every attempt, different
+    for every other delivery (another recipient group, a release from quarantine, the same message accepted
+    twice). SMTP leaves one window for a duplicate (RFC 1047: the next hop's 250 lost or not yet read when
+    the connection or the process dies), and a mailbox can close it by dropping a second message with the
+    same id (Sieve ``duplicate :header``). Prepended with our other fields, like Received, so no DKIM
+    signature of the original is touched; a sender's own is removed with every other ``X-Mailwarden-*``
+    field, so nobody can make the mailbox drop a message by guessing an id."""
+    return DELIVERY_ID, f"{ref}.{entry_id}"
 
 
 def render_fields(fields: Iterable[tuple[str, str]]) -> str:

@@ -5,30 +5,42 @@
                                       SQLite one writer at a time (``UPDATE ... RETURNING``); an entry
                                       whose worker died is claimed again when its lease runs out
     DeliveryWorker(...).run(stop)     delivers claimed entries with aiosmtplib
+    record_journaled(engine, ...)     what the delivery journal (``journal.py``) noted, into the database
 
 Outcomes per recipient: accepted (done), refused with 4xx or not reached (retried after
 ``retry_base * 2**attempts`` seconds, at most ``retry_max``; every entry of a destination that cannot be
 reached waits as long), refused with 5xx or still undelivered after ``expire_after`` (failed, and the
 sender gets a delivery status notification, RFC 3464, unless the message was itself a bounce).
+
+Exactly once, as far as SMTP allows: the next hop's final 250 is noted in the delivery journal before
+anything else happens (before QUIT, before the database commit that waits for the writer), and the journals
+of dead processes are replayed before a worker claims anything, so a kill repeats only a delivery whose 250
+was still on its way to us. That one remains (RFC 1047): every copy of an entry carries the same
+``X-Mailwarden-Delivery-Id: <message ref>.<entry id>``, by which the mailbox can drop a repeat.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, make_msgid
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosmtplib
 from sqlalchemy import Connection, Engine, Table, and_, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError
 
-from mailwarden.gateway.actions import delivery_bytes
+from mailwarden.gateway import journal
+from mailwarden.gateway.actions import delivery_bytes, delivery_id_field, render_fields
+from mailwarden.gateway.journal import DeliveryJournal, Notes
 from mailwarden.gateway.paging import DEFAULT_LIMIT, Page, page
 from mailwarden.gateway.settings import GatewaySettings, parse_hostport
 from mailwarden.gateway.spool import Spool, new_ref
@@ -41,6 +53,7 @@ QUEUE: Table = Base.metadata.tables["gateway_queue"]
 QUARANTINE: Table = Base.metadata.tables["gateway_quarantine"]
 ACTIVE_STATES = ("pending", "delivering")
 RECORD_ATTEMPTS = 4
+JOURNAL_CHUNK = 500  # journaled entries applied per transaction
 Clock = Callable[[], datetime]
 _T = TypeVar("_T")
 
@@ -105,6 +118,54 @@ def release_claims(engine: Engine, worker: str, now: datetime) -> int:
         result = connection.execute(update(QUEUE).where(QUEUE.c.state == "delivering", QUEUE.c.claimed_by == worker)
                                     .values(state="pending", claimed_by=None, lease_until=None, updated_at=now))
         return int(result.rowcount)
+
+
+def record_journaled(engine: Engine, spool: Spool, notes: Notes, now: datetime) -> int:
+    """Record deliveries the journal noted and the database may not have: each entry still to deliver loses
+    the recipients the next hop accepted, and is delivered when none is left (its message goes when nothing
+    else needs it). Entries already recorded are left alone, so a note applied twice changes nothing.
+    Returns how many entries changed."""
+    changed = 0
+    ids = sorted({entry_id for entry_id, _ in notes})
+    for start in range(0, len(ids), JOURNAL_CHUNK):
+        done: set[str] = set()
+        query = (select(QUEUE.c.id, QUEUE.c.recipients, QUEUE.c.attempts, QUEUE.c.message_ref)
+                 .where(QUEUE.c.id.in_(ids[start:start + JOURNAL_CHUNK]), QUEUE.c.state.in_(ACTIVE_STATES))
+                 .order_by(QUEUE.c.id))
+        with begin_write(engine) as connection:
+            if connection.dialect.name == "postgresql":
+                query = query.with_for_update()  # another node may record the same entry now
+            for row in connection.execute(query).all():
+                accepted = notes.get((row.id, row.message_ref), frozenset())
+                left = [r for r in row.recipients if r not in accepted]
+                if len(left) == len(row.recipients):
+                    continue
+                if left:
+                    connection.execute(update(QUEUE).where(QUEUE.c.id == row.id)
+                                       .values(recipients=left, updated_at=now))
+                else:
+                    _finish(connection, row.id, "delivered", now, attempts=row.attempts + 1, last_error="")
+                    done.add(row.message_ref)
+                changed += 1
+            unneeded = [ref for ref in done if not blob_needed(connection, ref)]
+        for ref in unneeded:
+            spool.remove(ref)
+    return changed
+
+
+def replay_journals(engine: Engine, spool: Spool, now: datetime, skip: Path | None = None) -> int:
+    """The delivery journals of processes that are gone (or rotated away), into the database; their files go.
+    Returns how many entries changed."""
+    changed = 0
+
+    def apply(notes: Notes) -> None:
+        nonlocal changed
+        changed += record_journaled(engine, spool, notes, now)
+
+    files = journal.replay(spool.journal, apply, skip=skip)
+    if files:
+        log.info("replayed %d delivery journals: %d queue entries recorded as delivered", files, changed)
+    return changed
 
 
 def _finish(connection: Connection, entry_id: int, state: str, now: datetime, **values: Any) -> None:
@@ -207,6 +268,13 @@ def build_dsn(*, reporting_mta: str, original_from: str, failures: dict[str, str
 
 # --- the worker ----------------------------------------------------------------------------------
 
+async def _quit(client: aiosmtplib.SMTP) -> None:
+    """Say goodbye after the transaction; its outcome is settled, so no failure here may change it (a
+    delivery taken for failed would be made again)."""
+    with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+        await client.quit()
+
+
 @dataclass
 class Outcome:
     delivered: list[str]
@@ -219,8 +287,10 @@ class DeliveryWorker:
     """Claims due entries and delivers them, ``settings.delivery_concurrency`` at a time."""
 
     def __init__(self, engine: Engine, spool: Spool, settings: GatewaySettings, authserv_id: str,
-                 clock: Clock = utcnow, db_executor: concurrent.futures.Executor | None = None) -> None:
+                 clock: Clock = utcnow, db_executor: concurrent.futures.Executor | None = None,
+                 journal: DeliveryJournal | None = None) -> None:
         self.engine = engine
+        self.journal = journal  # where accepted deliveries are noted the moment the next hop says so
         self.db_executor = db_executor  # where claims and outcomes are written (None: the loop's default pool)
         self.spool = spool
         self.settings = settings
@@ -230,6 +300,10 @@ class DeliveryWorker:
         self._slots = asyncio.Semaphore(settings.delivery_concurrency)
         self._running: set[asyncio.Task[None]] = set()
         self._backlog = True  # more may be due than the last claim took: a finished delivery claims again
+        # other processes' journals (a node that died, our own rotated files) are replayed this often, well
+        # before the lease of what a dead node had claimed runs out and another node would deliver it again
+        self.replay_interval = settings.lease / 4
+        self._next_replay = time.monotonic() + self.replay_interval
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
@@ -239,6 +313,7 @@ class DeliveryWorker:
     async def run(self, stop: asyncio.Event) -> None:
         worker = self.settings.worker_id
         while not stop.is_set():
+            await self._replay_when_due()
             free = self.settings.delivery_concurrency - len(self._running)
             entries: list[QueueEntry] = []
             if free > 0:
@@ -269,6 +344,16 @@ class DeliveryWorker:
                 await asyncio.wait(self._running, timeout=1.0)
         await asyncio.to_thread(release_claims, self.engine, worker, self.clock())
 
+    async def _replay_when_due(self) -> None:
+        if time.monotonic() < self._next_replay:
+            return
+        self._next_replay = time.monotonic() + self.replay_interval
+        skip = self.journal.path if self.journal is not None else None
+        try:
+            await self._db(replay_journals, self.engine, self.spool, self.clock(), skip)
+        except Exception:  # the database is away: the files stay for the next time
+            log.exception("replaying delivery journals failed")
+
     async def _db(self, function: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self.db_executor, functools.partial(function, *args))
 
@@ -293,21 +378,36 @@ class DeliveryWorker:
         except FileNotFoundError:
             log.error("queue entry %s: spooled message %s is missing", entry.id, entry.message_ref)
             return Outcome([], {}, {r: "554 5.3.0 spooled message missing" for r in entry.recipients})
-        data = delivery_bytes(raw, entry.prepend, entry.banner, self.authserv_id)
+        prepend = entry.prepend + render_fields([delivery_id_field(entry.message_ref, entry.id)])
+        data = delivery_bytes(raw, prepend, entry.banner, self.authserv_id)
         host, port = parse_hostport(entry.destination or self.settings.relay, "destination")
         options = [] if data.isascii() else ["BODY=8BITMIME"]
         async with self._slots:
             return await self._send(host, port, entry, data, options)
 
     async def _send(self, host: str, port: int, entry: QueueEntry, data: bytes, options: list[str]) -> Outcome:
-        recipients = list(entry.recipients)
         client = aiosmtplib.SMTP(hostname=host, port=port, timeout=self.settings.delivery_timeout,
                                  local_hostname=self.settings.server_name, start_tls=None, validate_certs=False)
         try:
-            async with client:
-                if options and not client.supports_extension("8bitmime"):
-                    options = []
-                refused, _ = await client.sendmail(entry.mail_from, recipients, data, mail_options=options)
+            outcome = await self._transaction(client, host, port, entry, data, options)
+            if outcome.delivered and self.journal is not None:
+                # the final 250 is read: noted at once, in the same step of the loop, before QUIT and the commit
+                self.journal.note(entry.id, entry.message_ref, outcome.delivered)
+            if client.is_connected:
+                await _quit(client)
+            return outcome
+        finally:
+            client.close()  # also when cancelled (shutdown): no QUIT then
+
+    async def _transaction(self, client: aiosmtplib.SMTP, host: str, port: int, entry: QueueEntry, data: bytes,
+                           options: list[str]) -> Outcome:
+        """One SMTP transaction with the next hop, its replies sorted per recipient."""
+        recipients = list(entry.recipients)
+        try:
+            await client.connect()
+            if options and not client.supports_extension("8bitmime"):
+                options = []
+            refused, _ = await client.sendmail(entry.mail_from, recipients, data, mail_options=options)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = {r.recipient: aiosmtplib.SMTPResponse(r.code, r.message) for r in exc.recipients}
         except aiosmtplib.SMTPResponseException as exc:
@@ -317,6 +417,7 @@ class DeliveryWorker:
             return Outcome([], dict.fromkeys(recipients, reply), {}, unreachable=isinstance(
                 exc, aiosmtplib.SMTPConnectResponseError | aiosmtplib.SMTPHeloError))
         except (aiosmtplib.SMTPException, OSError) as exc:
+            client.close()  # not reached or timed out: no QUIT either
             reason = f"{host}:{port} not reached: {type(exc).__name__}: {exc}"
             return Outcome([], dict.fromkeys(recipients, reason), {}, unreachable=True)
         outcome = Outcome([r for r in recipients if r not in refused], {}, {})

@@ -9,9 +9,10 @@ Besides delivery, the workers prune the archive (``[gateway] archive_days``) and
 learned from delivered mail.
 
 Restart resumes everything pending: queue entries live in the database and their messages in the spool,
-entries this worker had claimed are given back at start-up, and another node's are claimed again when
-their lease runs out. Spool files no row refers to belonged to transactions that never got a 250; they
-are moved aside (``spool/orphaned``), since their senders retry.
+deliveries a killed process had noted in its delivery journal but not recorded are recorded first (so they
+are not made again), entries this worker had claimed are given back at start-up, and another node's are
+claimed again when their lease runs out. Spool files no row refers to belonged to transactions that never
+got a 250; they are moved aside (``spool/orphaned``), since their senders retry.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from mailwarden.dmarc.schedule import PostureSchedule
 from mailwarden.domains.discovery import as_protected, stored_protected
 from mailwarden.domains.watch import lookalikes_in, record_seen_in_mail, watch_periodically
 from mailwarden.gateway import archive
+from mailwarden.gateway.journal import DeliveryJournal
 from mailwarden.gateway.learner import ProfileLearner
-from mailwarden.gateway.queue import Clock, DeliveryWorker, referenced_refs, release_claims, utcnow
+from mailwarden.gateway.queue import Clock, DeliveryWorker, referenced_refs, release_claims, replay_journals, utcnow
 from mailwarden.gateway.receive import Decision, Receiver, RecipientPolicy
 from mailwarden.gateway.settings import GatewaySettings
 from mailwarden.gateway.smtp import CommandLimits, ConnectionLimits, GatewayHandler, GatewaySMTP
@@ -128,6 +130,7 @@ class Gateway:
         self.engine: Engine | None = None
         self.receiver: Receiver | None = None
         self.worker: DeliveryWorker | None = None
+        self.journal: DeliveryJournal | None = None
         self.posture: PostureSchedule | None = None  # [dmarc]: the scheduled posture check
         self.smtp_port = 0
         self.http_port = 0
@@ -155,6 +158,9 @@ class Gateway:
         self.blobs.create()
         self.engine = engine = await asyncio.to_thread(open_engine, self.database_url)
         worker_id = self.settings.worker_id
+        # before anything is claimed: what killed processes delivered but did not record is not delivered again
+        await asyncio.to_thread(replay_journals, engine, self.spool, self.clock())
+        self.journal = DeliveryJournal(self.spool.journal).open()
         resumed = await asyncio.to_thread(release_claims, engine, worker_id, self.clock())
         orphans = self.spool.sweep(await asyncio.to_thread(referenced_refs, engine),
                                    older_than=0.0 if engine.dialect.name == "sqlite" else ORPHAN_AGE)
@@ -181,7 +187,7 @@ class Gateway:
         writers = 1 if engine.dialect.name == "sqlite" else self.settings.io_workers  # SQLite: one writer at a time
         self._db_executor = concurrent.futures.ThreadPoolExecutor(writers, thread_name_prefix="mailwarden-db")
         self.worker = DeliveryWorker(engine, self.spool, self.settings, self.authserv_id, self.clock,
-                                     db_executor=self._db_executor)
+                                     db_executor=self._db_executor, journal=self.journal)
         worker = self.worker
         self.learner = ProfileLearner(engine, context, batch=self.settings.learn_batch,
                                       interval=self.settings.learn_interval)
@@ -350,6 +356,13 @@ class Gateway:
         for pool in (self._io_executor, self._db_executor):
             if pool is not None:
                 pool.shutdown(wait=True)  # writes in flight finish (they were answered or will be)
+        if self.journal is not None:
+            self.journal.close()  # every delivery is recorded or given back: our journal is replayed and goes
+            if self.engine is not None:
+                try:
+                    await asyncio.to_thread(replay_journals, self.engine, self.spool, self.clock())
+                except Exception:  # it stays for the next start
+                    log.exception("replaying the delivery journal at shutdown failed")
         if self.engine is not None:
             self.engine.dispose()
         log.info("stopped")

@@ -8,6 +8,8 @@ Every accepted message stays here (one file per message, named by its reference)
 any more: delivered to every recipient, or released or deleted from quarantine. Files the database knows
 nothing about are the messages of transactions that never got their 250 (the process died first): the
 sender retries those, so ``sweep`` moves them aside (``orphaned/``) instead of delivering them twice.
+``journal/`` holds the delivery journals: which entries the next hop accepted, noted before the database
+records it (``journal.py``).
 """
 
 from __future__ import annotations
@@ -46,9 +48,10 @@ class Spool:
         self.directory = directory
         self.tmp = directory / "tmp"
         self.orphaned = directory / "orphaned"
+        self.journal = directory / "journal"  # the delivery journals (``journal.py``)
 
     def create(self) -> Spool:
-        for path in (self.directory, self.tmp, self.orphaned):
+        for path in (self.directory, self.tmp, self.orphaned, self.journal):
             path.mkdir(parents=True, exist_ok=True)
         return self
 

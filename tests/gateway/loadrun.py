@@ -9,7 +9,10 @@ Clients behave like a sending MTA: each keeps its connection, and a message whos
 (connection refused or reset, a timeout, a 4xx) is sent again, after a short pause, until it gets a 250
 or a 5xx. So "got a 250" is the client's own record of what the gateway promised, and every message that
 got one must turn up downstream or in quarantine. A message sent again after its 250 was lost in a kill
-may legitimately turn up twice: duplicates are counted, not failed.
+may legitimately turn up twice: duplicates are counted, not failed, in two kinds. Accepted twice: the client
+never saw our 250 and sent the message again, so two queue entries (two X-Mailwarden-Delivery-Ids, two
+archive rows) carry it; it did not get a 250 twice. Delivered again: one queue entry reached the next hop
+twice (the same X-Mailwarden-Delivery-Id), because a kill came between the next hop's 250 and our note of it.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from mailwarden.gateway.archive import ARCHIVE
 from mailwarden.gateway.queue import QUARANTINE, QUEUE
 
 LOAD_ID = re.compile(rb"^X-Load-Id: (\d+)\r?$", re.MULTILINE)
+DELIVERY_ID = re.compile(rb"^X-Mailwarden-Delivery-Id: (\S+)\r?$", re.MULTILINE)
 RCPT = "bob@acme.gw.test"
 
 
@@ -68,20 +72,29 @@ def quarantined_ids(total: int) -> set[int]:
 
 @dataclass
 class CountingSink:
-    """An aiosmtpd handler counting deliveries per X-Load-Id (and keeping nothing else)."""
+    """An aiosmtpd handler counting deliveries per X-Load-Id and per X-Mailwarden-Delivery-Id (and keeping
+    nothing else)."""
 
     counts: Counter[int] = field(default_factory=Counter)
+    delivery_ids: Counter[str] = field(default_factory=Counter)
+    without_one_delivery_id: int = 0  # copies with no X-Mailwarden-Delivery-Id or more than one
     by_client: Counter[str] = field(default_factory=Counter)  # deliveries per EHLO name (which gateway node)
     messages: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        found = LOAD_ID.search(envelope.original_content or b"")
+        content = envelope.original_content or b""
+        found = LOAD_ID.search(content)
+        delivery = DELIVERY_ID.findall(content.split(b"\r\n\r\n", 1)[0])
         with self.lock:
             self.messages += 1
             self.by_client[str(session.host_name)] += 1
             if found:
                 self.counts[int(found.group(1))] += 1
+            if len(delivery) == 1:
+                self.delivery_ids[delivery[0].decode()] += 1
+            else:
+                self.without_one_delivery_id += 1
         return "250 OK"
 
 
@@ -316,14 +329,18 @@ class Tally:
     lost: list[int]
     duplicates: dict[int, int]  # message -> copies beyond the first (downstream and quarantine together)
     unexpected: list[int]  # turned up but never got a 250 (a transaction whose reply was lost)
-    accepted_twice: int = 0  # of the duplicates: the gateway accepted it twice (its 250 was lost, the client resent)
-    redelivered: int = 0  # of the duplicates: accepted once, delivered twice (killed before recording the delivery)
+    # the extra copies, in two kinds (they add up to sum(duplicates.values())):
+    accepted_twice: int = 0  # another acceptance: the client never saw our 250 and sent it again (archived twice)
+    redelivered: int = 0  # one queue entry delivered again (a repeated X-Mailwarden-Delivery-Id: killed between
+    #                       the next hop's 250 and our journal note; the mailbox can drop these by that id)
+    bad_delivery_ids: int = 0  # copies downstream without exactly one X-Mailwarden-Delivery-Id
 
     def report(self) -> str:
         return (f"{self.accepted} accepted: {self.delivered} delivered, {self.quarantined} quarantined, "
                 f"{len(self.lost)} lost, {len(self.duplicates)} duplicated ({sum(self.duplicates.values())} extra "
                 f"copies: {self.accepted_twice} accepted twice after a lost 250, {self.redelivered} delivered again "
-                f"after a kill), {len(self.unexpected)} kept without a 250 seen by the client")
+                f"after a kill with the same delivery id), {len(self.unexpected)} kept without a 250 seen by the "
+                "client")
 
 
 def tally(result: LoadResult, sink: CountingSink, engine: Engine) -> Tally:
@@ -337,11 +354,14 @@ def tally(result: LoadResult, sink: CountingSink, engine: Engine) -> Tally:
             select(ARCHIVE.c.message_id).where(ARCHIVE.c.message_id.like("<load-%"))))
     with sink.lock:
         delivered = Counter(sink.counts)
+        delivery_ids = Counter(sink.delivery_ids)
+        bad = sink.without_one_delivery_id
     total = delivered + held
     lost = sorted(n for n in result.accepted if total[n] == 0)
     duplicates = {n: c - 1 for n, c in total.items() if c > 1}
     unexpected = sorted(n for n in total if n not in result.accepted)
     return Tally(len(result.accepted), sum(1 for n in result.accepted if delivered[n]),
                  sum(1 for n in result.accepted if held[n]), lost, duplicates, unexpected,
-                 accepted_twice=sum(1 for n in duplicates if archived[n] > 1),
-                 redelivered=sum(1 for n in duplicates if delivered[n] > archived[n]))
+                 accepted_twice=sum(archived[n] - 1 for n in duplicates if archived[n] > 1),
+                 redelivered=sum(c - 1 for c in delivery_ids.values() if c > 1),
+                 bad_delivery_ids=bad)

@@ -1,6 +1,9 @@
 """No loss: ``mailwarden serve`` (a subprocess, SQLite, a real next hop) under load from 20 concurrent SMTP
 clients, then the same while it is killed with SIGKILL three times and restarted: every message that got a
-250 is delivered downstream or held in quarantine, none is lost; duplicates are counted and reported.
+250 is delivered downstream or held in quarantine, none is lost; duplicates are counted and reported, in
+their two kinds (``loadrun.Tally``): accepted twice (the client resent after its 250 was lost in the kill:
+not a message that got a 250 twice) and delivered again (one queue entry, the same delivery id, twice
+downstream), which the delivery journal bounds to the deliveries whose 250 was in flight at the kill.
 
 The suite sends 1,000 messages per run (``MAILWARDEN_LOAD_MESSAGES`` changes that); ``python3 bench/gateway.py
 --no-loss`` runs the same with 10,000 (see bench/README.md), which takes too long for the suite.
@@ -21,6 +24,7 @@ from loadrun import (
     CountingSink,
     Serve,
     SinkController,
+    Tally,
     load_message,
     org_toml,
     quarantined_ids,
@@ -35,6 +39,15 @@ from mailwarden.gateway.server import open_engine
 MESSAGES = int(os.environ.get("MAILWARDEN_LOAD_MESSAGES", "1000"))
 CLIENTS = 20
 KILLS = (0.25, 0.5, 0.75)  # SIGKILL when this share of the messages has been answered
+# Copies of one queue entry delivered again, at most, per kill. The worker notes a delivery in its journal in
+# the same step of the event loop that reads the next hop's final 250 (one os.write, in the page cache before
+# the kill can strike), and a restart replays the journal before it claims anything. So a kill repeats only a
+# delivery whose 250 the next hop had counted and we had not read yet: in the next hop's output, on the wire,
+# in our socket buffer, or waiting for our busy loop's next turn. That is milliseconds: at ~100 deliveries/s,
+# of the 20 in flight well under one is there on average (measured: 2 in one of nine runs of three kills, 0 in
+# the others). Before the journal the window ran on to the database commit (the single SQLite writer, behind
+# the accepting transactions, each synced: 26 ms median, up to 210 ms) and a kill repeated 2 to 11.
+REDELIVERED_PER_KILL = 3
 
 
 @dataclass
@@ -63,7 +76,7 @@ def rig(tmp_path: Path, sqlite_url: str, gw_dns: str) -> Iterator[Rig]:
             controller.stop()
 
 
-def _run(rig: Rig, events: list[tuple[float, object]]) -> str:
+def _run(rig: Rig, events: list[tuple[float, object]]) -> tuple[Tally, str]:
     messages = [(n, *load_message(n)) for n in range(MESSAGES)]
     result = asyncio.run(send_all(messages, ports=[rig.serve.smtp_port], clients=CLIENTS, timeout=600,
                                   events=events))  # type: ignore[arg-type]
@@ -86,14 +99,16 @@ def _run(rig: Rig, events: list[tuple[float, object]]) -> str:
     assert outcome.accepted == MESSAGES and outcome.unexpected == []
     assert outcome.quarantined == len(quarantined_ids(MESSAGES))
     assert outcome.delivered + outcome.quarantined == MESSAGES
-    return report
+    assert outcome.accepted_twice + outcome.redelivered == sum(outcome.duplicates.values()), report
+    assert outcome.bad_delivery_ids == 0  # every copy downstream carries exactly one delivery id
+    return outcome, report
 
 
 def test_no_message_is_lost_under_load(rig: Rig, record_property: pytest.RecordProperty) -> None:
     rig.serve.start()
-    report = _run(rig, [])
+    outcome, report = _run(rig, [])
     record_property("no_loss", report)
-    assert ", 0 duplicated" in report  # nothing was killed: nothing is sent twice
+    assert outcome.duplicates == {}  # nothing was killed: nothing is sent twice
 
 
 def test_no_message_is_lost_when_the_gateway_is_killed(rig: Rig, record_property: pytest.RecordProperty) -> None:
@@ -104,9 +119,12 @@ def test_no_message_is_lost_when_the_gateway_is_killed(rig: Rig, record_property
         time.sleep(0.3)
         rig.serve.start()
 
-    report = _run(rig, [(share, kill_and_restart) for share in KILLS])
+    outcome, report = _run(rig, [(share, kill_and_restart) for share in KILLS])
     record_property("no_loss_with_kills", report)
     assert rig.serve.starts == 1 + len(KILLS)
+    print(f"duplicates: {outcome.accepted_twice} accepted twice (the 250 lost in a kill, the client resent), "
+          f"{outcome.redelivered} delivered again with the same delivery id (bound {REDELIVERED_PER_KILL} per kill)")
+    assert outcome.redelivered <= REDELIVERED_PER_KILL * len(KILLS), report
     orphaned = list((rig.serve.data_dir / "spool" / "orphaned").glob("*.eml"))
     left = list((rig.serve.data_dir / "spool").glob("*.eml"))
     assert left == [] or all(p.name.startswith(tuple("0123456789abcdef")) for p in left)
