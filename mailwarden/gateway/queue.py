@@ -443,8 +443,8 @@ class DeliveryWorker:
                         next_attempt_at=retry_at, last_error="; ".join(temporary.values())[:2000])
                 if outcome.unreachable:
                     _hold_back(connection, entry.destination, retry_at, now)
-            elif permanent:
-                _finish(connection, entry.id, "failed", now, attempts=attempts,
+            elif permanent:  # only the refused recipients stay on it: a retry must not repeat the accepted ones
+                _finish(connection, entry.id, "failed", now, recipients=list(permanent), attempts=attempts,
                         last_error="; ".join(permanent.values())[:2000])
             else:
                 _finish(connection, entry.id, "delivered", now, attempts=attempts, last_error="")

@@ -267,6 +267,10 @@ def test_a_refused_recipient_gets_the_sender_a_dsn(gateway: RunningGateway, down
     assert report.get_content_type() == "multipart/report"
     status = report.get_payload()[1].get_payload()[1]
     assert status["Final-Recipient"] == "rfc822; gone@acme.gw.test" and status["Status"] == "5.1.1"
+    assert gateway.engine is not None
+    with gateway.engine.connect() as connection:  # a retry of the failed entry goes to the refused recipient only
+        failed = connection.execute(select(QUEUE.c.recipients).where(QUEUE.c.state == "failed")).scalars().all()
+    assert [list(r) for r in failed] == [["gone@acme.gw.test"]]
 
 
 def test_a_temporary_failure_is_retried_with_backoff(gateway: RunningGateway, downstream: Recorder) -> None:
