@@ -35,6 +35,7 @@ from loadrun import (
 )
 
 from mailwarden.gateway.server import open_engine
+from mailwarden.gateway.settings import GatewaySettings
 
 MESSAGES = int(os.environ.get("MAILWARDEN_LOAD_MESSAGES", "1000"))
 CLIENTS = 20
@@ -43,11 +44,12 @@ KILLS = (0.25, 0.5, 0.75)  # SIGKILL when this share of the messages has been an
 # the same step of the event loop that reads the next hop's final 250 (one os.write, in the page cache before
 # the kill can strike), and a restart replays the journal before it claims anything. So a kill repeats only a
 # delivery whose 250 the next hop had counted and we had not read yet: in the next hop's output, on the wire,
-# in our socket buffer, or waiting for our busy loop's next turn. That is milliseconds: at ~100 deliveries/s,
-# of the 20 in flight well under one is there on average (measured: 2 in one of nine runs of three kills, 0 in
-# the others). Before the journal the window ran on to the database commit (the single SQLite writer, behind
-# the accepting transactions, each synced: 26 ms median, up to 210 ms) and a kill repeated 2 to 11.
-REDELIVERED_PER_KILL = 3
+# in our socket buffer, or waiting for our busy loop's next turn - at most the deliveries in flight, which the
+# worker caps at `delivery_concurrency`. On a quiet machine that window is milliseconds (0 repeats in most runs
+# of three kills, 2 in one of nine); on a loaded one the loop can wait long enough for the replies of nearly all
+# in-flight deliveries to arrive unread (17 in one kill seen in a full CI run). Before the journal the window ran
+# on to the database commit, and every delivery waiting for it was repeated as well.
+REDELIVERED_PER_KILL = GatewaySettings().delivery_concurrency
 
 
 @dataclass
