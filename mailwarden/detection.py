@@ -108,6 +108,7 @@ class LureCategory:
     name: str
     signal: str
     pattern: re.Pattern[str] | None
+    needs_phone_number: bool = False  # counts only in a message that also gives a telephone number
 
     def matches(self, folded_text: str, limit: int = 8) -> list[str]:
         """Distinct phrases of this category found in already-folded text."""
@@ -218,12 +219,16 @@ def _lines(name: str) -> list[str]:
     return [ln.strip().lower() for ln in _read(name).splitlines() if ln.strip() and not ln.startswith("#")]
 
 
+_LURE_SETTINGS = frozenset({"signal", "needs_phone_number"})  # the other keys of a lure table are languages
+
+
 @lru_cache(maxsize=1)
 def load_detection_data() -> DetectionData:
     lure_doc = _toml("lures.toml")
     lures = tuple(
         LureCategory(name, table["signal"],
-                     _phrase_pattern([p for key, values in table.items() if key != "signal" for p in values]))
+                     _phrase_pattern([p for key, values in table.items() if key not in _LURE_SETTINGS for p in values]),
+                     needs_phone_number=bool(table.get("needs_phone_number", False)))
         for name, table in lure_doc.items()
     )
     bec = tuple(

@@ -10,8 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mailwarden.message import Address
-from mailwarden.urls import to_ascii_host
+from mailwarden.message import Address, make_address
 
 if TYPE_CHECKING:
     from mailwarden.message import Message
@@ -54,8 +53,5 @@ def _address(raw: str) -> Address | None:
     found = _EMAIL.search(raw)
     if not found:
         return None
-    email_addr = found.group(0).lower()
-    local, _, domain = email_addr.rpartition("@")
     display = raw[:found.start()].rstrip(" <[\t").strip().strip('"\'')
-    ascii_domain, unicode_domain = to_ascii_host(domain)
-    return Address(display, email_addr, local, ascii_domain, unicode_domain)
+    return make_address(display, found.group(0))

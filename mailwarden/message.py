@@ -214,6 +214,11 @@ def _address(display: str, email_addr: str, defects: list[Defect]) -> Address | 
     return Address(display_name, normalized.lower(), local, ascii_domain, unicode_domain)
 
 
+def make_address(display: str, email_addr: str) -> Address | None:
+    """An Address from a display name and an address found outside the headers (a forwarded header block)."""
+    return _address(display, email_addr, [])
+
+
 def _addresses(values: list[str], defects: list[Defect]) -> tuple[Address, ...]:
     found: list[Address] = []
     for display, email_addr in getaddresses(values):

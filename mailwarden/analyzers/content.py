@@ -79,13 +79,12 @@ def _verified_brand_sender(message: Message, context: Context) -> bool:
 # A telephone number as scams print it: North American (+1) 8xx-xxx-xxxx or an international +CC number.
 _PHONE = re.compile(r"(?<![\w+])(?:\+?1[\s.-]?)?\(?[2-9]\d{2}\)?[\s.-]\d{3}[\s.-]\d{4}(?!\d)|"
                     r"\+\d{1,3}[\s.-]?\(?\d{1,4}\)?[\s.-]?\d{2,4}[\s.-]?\d{3,4}(?!\d)")
-_NEEDS_PHONE = "content.callback_scam"
 
 
 def _lures(folded: str, context: Context, skip: set[str]) -> list[Signal]:
     signals = []
     for category in context.data.lures:
-        if category.signal in skip or (category.signal == _NEEDS_PHONE and not _PHONE.search(folded)):
+        if category.signal in skip or (category.needs_phone_number and not _PHONE.search(folded)):
             continue
         found = category.matches(folded)
         if found:
@@ -136,15 +135,10 @@ def _own_or_partner(domain: str, context: Context) -> bool:
     return context.org.is_own_domain(domain) or context.org.partner_for_domain(domain) is not None
 
 
-def forwarded_sender(message: Message) -> Address | None:
-    """The original sender of a message forwarded inline near the top of the body, if any."""
-    original = forwarded_original(message)
-    return original.sender if original else None
-
-
-def _brand_impersonation(message: Message, context: Context, lures: list[Signal]) -> list[Signal]:
+def _brand_impersonation(message: Message, context: Context, lures: list[Signal],
+                         original: ForwardedOriginal | None) -> list[Signal]:
     sender = message.from_
-    forwarded = forwarded_sender(message)
+    forwarded = original.sender if original else None
     if forwarded is not None and (sender is None or forwarded.registrable_domain != sender.registrable_domain):
         found = _impersonated_brand(forwarded, message, context)
         if found:
@@ -316,7 +310,7 @@ def analyze(message: Message, context: Context) -> list[Signal]:
     original = forwarded_original(message)
     signals += _subject_tricks(message, context, original)
     signals += _layout(message, folded, context)
-    signals += _brand_impersonation(message, context, signals)
+    signals += _brand_impersonation(message, context, signals, original)
     signals += _sender_name_tricks(message, context)
     signals += _brand_in_domains(message, context)
     if _GENERIC_GREETING.search(folded):
