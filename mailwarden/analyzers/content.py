@@ -31,6 +31,7 @@ SIGNALS = (
     "content.dating_lure",
     "content.callback_scam",
     "content.legal_threat",
+    "content.unsolicited_bulk",
     "content.brand_impersonation",
     "content.brand_in_subject",
     "content.generic_greeting",

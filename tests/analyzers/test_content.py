@@ -164,6 +164,12 @@ def test_the_same_words_without_a_phone_number_are_not_a_callback_scam() -> None
     assert "content.callback_scam" not in analyze(build(subject="Your plan renews", body=body))
 
 
+def test_a_newsletter_saying_why_it_came_is_not_unsolicited() -> None:
+    body = ("You are receiving this email because you signed up at trusscalc.example. "
+            "If you no longer wish to receive these emails, unsubscribe or manage your preferences.")
+    assert "content.unsolicited_bulk" not in analyze(build(subject="Introducing Trusscalc 5", body=body))
+
+
 def test_news_about_courts_is_not_a_threat() -> None:
     body = "The court hearing was adjourned; the judge issued a summons to the company's directors."
     assert "content.legal_threat" not in analyze(build(subject="Today's news", body=body))
@@ -181,6 +187,8 @@ def test_a_lower_case_l_for_a_capital_i_in_a_shouted_word() -> None:
     ("content.legal_threat", "INTIMAÇÃO ELETRÔNICA. Notificação extrajudicial, número do processo em anexo."),
     ("content.legal_threat", "Ein Mahnbescheid wurde beantragt; die Vorladung finden Sie im Anhang."),
     ("content.legal_threat", "A warrant for your arrest will be issued unless you call today."),
+    ("content.unsolicited_bulk", "This is an advertisement. To unsubscribe from future mailings, write to PO Box 7."),
+    ("content.unsolicited_bulk", "Esta é uma mensagem publicitária enviada pelos nossos parceiros."),
     ("content.advance_fee",
      "Sou a Sra. Anitha Jacobs, uma viúva doente. Tenho um fundo de donativos para obras de caridade."),
     ("content.advance_fee",
