@@ -170,6 +170,11 @@ def test_a_newsletter_saying_why_it_came_is_not_unsolicited() -> None:
     assert "content.unsolicited_bulk" not in analyze(build(subject="Introducing Trusscalc 5", body=body))
 
 
+def test_everyday_words_near_romance_are_not_dating_bait() -> None:
+    body = "The new case design looks sexy. We will hook up the build server tonight and flirt with the idea of ARM."
+    assert "content.dating_lure" not in analyze(build(subject="Re: new hardware", body=body))
+
+
 def test_news_about_courts_is_not_a_threat() -> None:
     body = "The court hearing was adjourned; the judge issued a summons to the company's directors."
     assert "content.legal_threat" not in analyze(build(subject="Today's news", body=body))
@@ -184,6 +189,8 @@ def test_a_lower_case_l_for_a_capital_i_in_a_shouted_word() -> None:
     ("content.dating_lure", "Ukrainian beauties would like to meet you. See my profile and my private photos."),
     ("content.dating_lure", "Rencontrer des beautés ukrainiennes, des célibataires près de chez vous."),
     ("content.dating_lure", "Ondeugende singles wachten al op jou. Russische schoonheden willen chatten!"),
+    ("content.dating_lure", "Durf jij een ervaren vrouw te ontmoeten? Ik zoek een man die durft. Ontmoet mij nu."),
+    ("content.dating_lure", "Im a unmarried female from Ukraine. What State are You from? I will send you my picture."),
     ("content.legal_threat", "INTIMAÇÃO ELETRÔNICA. Notificação extrajudicial, número do processo em anexo."),
     ("content.legal_threat", "Ein Mahnbescheid wurde beantragt; die Vorladung finden Sie im Anhang."),
     ("content.legal_threat", "A warrant for your arrest will be issued unless you call today."),
