@@ -153,6 +153,11 @@ def test_cryptography_is_not_crypto_bait() -> None:
     assert "content.crypto_lure" not in analyze(build(subject="Re: crypto patches", body=body))
 
 
+def test_an_it_notice_about_keys_and_asset_libraries_is_not_crypto_bait() -> None:
+    body = "Please rotate the SSH private key on the build host; the digital assets library moves to the new share."
+    assert "content.crypto_lure" not in analyze(build(subject="Maintenance tonight", body=body))
+
+
 def test_a_fake_invoice_that_asks_for_a_phone_call() -> None:
     body = ("Your Norton 360 subscription was automatically renewed and $399.99 has been charged. "
             "If you did not authorize this charge, call our billing department at +1 (808) 555-0142 to cancel.")
