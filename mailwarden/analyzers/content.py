@@ -50,6 +50,7 @@ SIGNALS = (
     "content.shouting_subject",
     "content.brand_in_sender_domain",
     "content.brand_in_link_domain",
+    "content.form_abuse",
 )
 
 MAX_TEXT = 20_000
@@ -297,6 +298,24 @@ def _layout(message: Message, folded: str, context: Context) -> list[Signal]:
     return signals
 
 
+# A site's own sign-up or contact-form mail whose "name" the spammer filled with a web address
+# ("Username: www.xyz.blogspot.com - 150 000 USD"): the site is real, the content is not its own.
+_NAME_FIELD_WITH_HOST = re.compile(
+    r"(?:user\s*name|username|login|identifiant|nom d'utilisateur|benutzername|nombre de usuario|usu[aá]rio|"
+    r"name|nome|nom|hi|hello|dear|ol[aá]|bonjour|hola|hallo)\s*[:：,]?\s*www\.[a-z0-9-]+\.[a-z]{2,}", re.IGNORECASE)
+_LOGIN_PARAMETER_WITH_HOST = re.compile(r"[?&](?:login|user|username|user_login|name)=www\.", re.IGNORECASE)
+
+
+def _form_abuse(message: Message, context: Context) -> list[Signal]:
+    found = _NAME_FIELD_WITH_HOST.search(message.text[:MAX_TEXT])
+    evidence = found.group(0) if found else next(
+        (url.url for url in message.urls if _LOGIN_PARAMETER_WITH_HOST.search(url.url)), None)
+    if evidence is None:
+        return []
+    return [context.signal("content.form_abuse", f"a web form's notification carries a web address as the name: "
+                           f"{evidence[:80]}", field=evidence[:200])]
+
+
 def _mostly_non_latin(text: str) -> bool:
     letters = [ch for ch in text if ch.isalpha()]
     return bool(letters) and sum(1 for ch in letters if not ch.isascii()) > len(letters) * 0.6
@@ -318,4 +337,5 @@ def analyze(message: Message, context: Context) -> list[Signal]:
         signals.append(context.signal("content.generic_greeting", "impersonal greeting (\"dear customer\")"))
     signals += _recipient_in_subject(message, context)
     signals += _obfuscated(message, context, original)
+    signals += _form_abuse(message, context)
     return signals

@@ -158,6 +158,17 @@ def test_an_it_notice_about_keys_and_asset_libraries_is_not_crypto_bait() -> Non
     assert "content.crypto_lure" not in analyze(build(subject="Maintenance tonight", body=body))
 
 
+def test_a_sign_up_notice_whose_user_name_is_a_web_address_is_form_abuse() -> None:
+    body = ("Thanks for creating an account on Pacific Dive. Username: www.dfurrt.blogspot.jp - 180 861 USD BINANCE. "
+            "To set your password, visit https://dive.example/wp-login.php?action=rp&login=www.dfurrt.blogspot.jp")
+    assert "content.form_abuse" in analyze(build(subject="[Pacific Dive] Login Details", body=body))
+
+
+def test_a_login_page_address_given_to_a_user_is_not_form_abuse() -> None:
+    body = "Your account is ready. Login: https://www.jobfair.example/account with the user name you chose."
+    assert "content.form_abuse" not in analyze(build(subject="Your account", body=body))
+
+
 def test_a_fake_invoice_that_asks_for_a_phone_call() -> None:
     body = ("Your Norton 360 subscription was automatically renewed and $399.99 has been charged. "
             "If you did not authorize this charge, call our billing department at +1 (808) 555-0142 to cancel.")
@@ -201,6 +212,8 @@ def test_a_lower_case_l_for_a_capital_i_in_a_shouted_word() -> None:
     ("content.legal_threat", "A warrant for your arrest will be issued unless you call today."),
     ("content.unsolicited_bulk", "This is an advertisement. To unsubscribe from future mailings, write to PO Box 7."),
     ("content.unsolicited_bulk", "Esta é uma mensagem publicitária enviada pelos nossos parceiros."),
+    ("content.crypto_lure", "Join the presale and link your wallet before the official token lists."),
+    ("content.credential_lure", "Dear Valued User, your account is experiencing a payment issue."),
     ("content.advance_fee",
      "Sou a Sra. Anitha Jacobs, uma viúva doente. Tenho um fundo de donativos para obras de caridade."),
     ("content.advance_fee",
