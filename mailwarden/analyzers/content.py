@@ -163,7 +163,7 @@ def _brand_impersonation(message: Message, context: Context, lures: list[Signal]
             return signals
     if not any(s.id in _ASKING_LURES for s in lures):
         return signals  # a brand in a subject is news or discussion unless the message also asks for something
-    for brand in context.data.brands_named_in(fold(message.subject)):
+    for brand in context.data.brands_named_in(fold(_spaced(message.subject))):
         if brand.domains and not _sent_by(brand.domains, sending):
             signals.append(context.signal(
                 "content.brand_in_subject", f"subject names {brand.key} but mail is from {sender.domain}",
@@ -316,6 +316,11 @@ def _form_abuse(message: Message, context: Context) -> list[Signal]:
                            f"{evidence[:80]}", field=evidence[:200])]
 
 
+def _spaced(subject: str) -> str:
+    """Words joined by underscores ("Unusual_activity_on_your_Account") read as the words they are."""
+    return subject.replace("_", " ") if "_" in subject else subject
+
+
 def _mostly_non_latin(text: str) -> bool:
     letters = [ch for ch in text if ch.isalpha()]
     return bool(letters) and sum(1 for ch in letters if not ch.isascii()) > len(letters) * 0.6
@@ -323,7 +328,7 @@ def _mostly_non_latin(text: str) -> bool:
 
 def analyze(message: Message, context: Context) -> list[Signal]:
     name = message.from_.display_name if message.from_ else ""
-    folded = fold(unmask_i_for_l(f"{message.subject}\n{name}\n{message.text[:MAX_TEXT]}"))
+    folded = fold(unmask_i_for_l(f"{_spaced(message.subject)}\n{name}\n{message.text[:MAX_TEXT]}"))
     signals = _lures(folded, context, _EXPECTED_FROM_VERIFIED_BRANDS if _verified_brand_sender(message, context)
                      else set())
     signals += _freemail_lure(message, signals, context)

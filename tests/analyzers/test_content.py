@@ -169,6 +169,11 @@ def test_a_login_page_address_given_to_a_user_is_not_form_abuse() -> None:
     assert "content.form_abuse" not in analyze(build(subject="Your account", body=body))
 
 
+def test_words_joined_by_underscores_in_the_subject_are_read_as_words() -> None:
+    found = analyze(build(subject="Microsoft_unusual_signin_activity", body="Review it here."))
+    assert "content.credential_lure" in found
+
+
 def test_a_fake_invoice_that_asks_for_a_phone_call() -> None:
     body = ("Your Norton 360 subscription was automatically renewed and $399.99 has been charged. "
             "If you did not authorize this charge, call our billing department at +1 (808) 555-0142 to cancel.")
