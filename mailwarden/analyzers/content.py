@@ -106,7 +106,10 @@ def _freemail_lure(message: Message, lures: list[Signal], context: Context) -> l
                            sender=sender.email, lures=[s.id for s in asks])]
 
 
-_ASKING_LURES = {"content.credential_lure", "content.prize_lure", "content.payment_request", "content.advance_fee"}
+_ASKING_LURES = {"content.credential_lure", "content.prize_lure", "content.payment_request", "content.advance_fee",
+                 "content.callback_scam"}
+# Where a message names who it is from: the first lines of its text.
+_LETTERHEAD = 400
 # A friend on free mail may well congratulate you; only asking for credentials or money counts there.
 _FREEMAIL_ASKS = {"content.credential_lure", "content.payment_request", "content.advance_fee"}
 
@@ -163,6 +166,12 @@ def _brand_impersonation(message: Message, context: Context, lures: list[Signal]
             return signals
     if not any(s.id in _ASKING_LURES for s in lures):
         return signals  # a brand in a subject is news or discussion unless the message also asks for something
+    if sender.registrable_domain in context.data.freemail:
+        for brand in context.data.brands_named_in(fold(message.text[:_LETTERHEAD])):
+            if not _sent_by(brand.domains, sending):
+                return [context.signal("content.brand_impersonation",
+                                       f"a free-mail account ({sender.email}) writes as {brand.key} and asks for "
+                                       "something", brand=brand.key, from_domain=sender.domain, letterhead=True)]
     for brand in context.data.brands_named_in(fold(_spaced(message.subject))):
         if brand.domains and not _sent_by(brand.domains, sending):
             signals.append(context.signal(

@@ -174,6 +174,17 @@ def test_words_joined_by_underscores_in_the_subject_are_read_as_words() -> None:
     assert "content.credential_lure" in found
 
 
+def test_a_free_mail_account_writing_as_a_brand_and_asking_to_call_is_impersonation() -> None:
+    body = ("PayPal Hi Dear customer, a charge of USD 344.78 has been applied to your PayPal, Inc. account. "
+            "If you do not recognize this charge, call us at +1 (808) 555-0142.")
+    assert "content.brand_impersonation" in analyze(build(from_="billing <aalibabu210@gmail.com>", body=body))
+
+
+def test_a_friend_on_free_mail_mentioning_a_brand_is_not_impersonation() -> None:
+    body = "I moved my photos to Google Drive last week; the album link is below. See you Sunday!"
+    assert "content.brand_impersonation" not in analyze(build(from_="Ana <ana.lopez@gmail.com>", body=body))
+
+
 def test_a_fake_invoice_that_asks_for_a_phone_call() -> None:
     body = ("Your Norton 360 subscription was automatically renewed and $399.99 has been charged. "
             "If you did not authorize this charge, call our billing department at +1 (808) 555-0142 to cancel.")
