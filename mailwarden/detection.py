@@ -41,9 +41,13 @@ _INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\u034f\u00ad\ufeff\U000e0000
 _SMALL_CAPS = str.maketrans("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘǫʀꜱᴛᴜᴠᴡʏᴢ", "abcdefghijklmnopqrstuvwyz")
 
 
+# Trade-mark signs end a word ("Mcafee™"); NFKC would glue "TM" onto it.
+_MARK_SIGNS = str.maketrans({"™": " ", "®": " ", "℠": " ", "©": " "})
+
+
 def _fold(text: str) -> str:
     if not text.isascii():
-        text = _INVISIBLE.sub("", text).translate(_SMALL_CAPS)
+        text = _INVISIBLE.sub("", text).translate(_SMALL_CAPS).translate(_MARK_SIGNS)
     text = unicodedata.normalize("NFKC", text).translate(_CONFUSABLES).lower()
     if text.isascii():
         return text

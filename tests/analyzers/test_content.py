@@ -185,6 +185,11 @@ def test_a_friend_on_free_mail_mentioning_a_brand_is_not_impersonation() -> None
     assert "content.brand_impersonation" not in analyze(build(from_="Ana <ana.lopez@gmail.com>", body=body))
 
 
+@pytest.mark.parametrize("sender", ['"Mcafee™" <newsletter@cheesecakes.example>', '"Barclays" <reply@brc.example>'])
+def test_a_brand_name_followed_by_a_trade_mark_sign_or_a_bank_name_is_impersonation(sender: str) -> None:
+    assert "content.brand_impersonation" in analyze(build(from_=sender, body="Your protection has expired."))
+
+
 def test_a_fake_invoice_that_asks_for_a_phone_call() -> None:
     body = ("Your Norton 360 subscription was automatically renewed and $399.99 has been charged. "
             "If you did not authorize this charge, call our billing department at +1 (808) 555-0142 to cancel.")
