@@ -100,8 +100,13 @@ _EXACT, _WILD = "\x00exact", "\x00wild"  # end-of-phrase marks, never a folded c
 _ENDINGS = {_WILD: r"\w*", _EXACT: r"\b(?!['’]\w)"}
 
 
+# Words of a phrase may be joined by spaces, hyphens or underscores ("FREE-SPINS", "verify_your_account").
+_WORD_GAP = r"[\s_-]+"
+_GAP_CHARACTERS = re.compile(r"[\s_-]+")
+
+
 def _trie_regex(node: _Trie) -> str:
-    branches = [(r"\s+" if ch == " " else re.escape(ch)) + _trie_regex(child)
+    branches = [(_WORD_GAP if ch == " " else re.escape(ch)) + _trie_regex(child)
                 for ch, child in sorted(node.items()) if ch not in _ENDINGS]
     branches += [_ENDINGS[end] for end in (_WILD, _EXACT) if end in node]
     return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
@@ -120,7 +125,7 @@ class LureCategory:
             return []
         found: list[str] = []
         for m in self.pattern.finditer(folded_text):
-            phrase = " ".join(m.group(0).split())
+            phrase = _GAP_CHARACTERS.sub(" ", m.group(0))
             if phrase not in found:
                 found.append(phrase)
                 if len(found) >= limit:
@@ -165,7 +170,7 @@ class DetectionData:
     def brands_named_in(self, folded_text: str) -> list[Brand]:
         if self.brand_pattern is None or not folded_text:
             return []
-        names = {" ".join(m.group(0).split()) for m in self.brand_pattern.finditer(folded_text)}
+        names = {_GAP_CHARACTERS.sub(" ", m.group(0)) for m in self.brand_pattern.finditer(folded_text)}
         return [b for b in self.brands if any(n in names for n in b.names)]
 
     def is_brand_domain(self, registrable: str) -> bool:

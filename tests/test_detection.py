@@ -35,6 +35,16 @@ def test_phrases_match_whole_words_only() -> None:
     assert urgency.matches(fold("the contract nowhere")) == []
 
 
+def test_words_of_a_phrase_may_be_joined_by_hyphens_or_underscores() -> None:
+    spam = load_detection_data().lure("spam")
+    assert spam.matches(fold("GET 50-FREE-SPINS now")) == ["free spins"]
+    assert load_detection_data().lure("urgency").matches(fold("act_now")) == ["act now"]
+
+
+def test_a_trade_mark_sign_ends_a_word() -> None:
+    assert fold("Mcafee™ Total") == "mcafee  total"
+
+
 def test_brands_have_names_and_real_domains() -> None:
     data = load_detection_data()
     for brand in data.brands:
