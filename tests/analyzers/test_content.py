@@ -239,6 +239,9 @@ def test_a_lower_case_l_for_a_capital_i_in_a_shouted_word() -> None:
      "Sou a Sra. Anitha Jacobs, uma viúva doente. Tenho um fundo de donativos para obras de caridade."),
     ("content.dating_lure", "I hope u can speak. Where r You from and how old r You? Write me to anna@example.com"),
     ("content.advance_fee", "The investor died intestate, no next-of-kin has come to lay claim of the estate."),
+    ("content.advance_fee", "Tenho uma oportunidade de negócio lucrativa que gostaria de compartilhar."),
+    ("content.crypto_lure", "Notre robot de trading sur une plateforme de trading agréée multiplie vos gains."),
+    ("content.credential_lure", "Vos droits CPF expirent : connectez-vous à mon compte formation."),
     ("content.advance_fee",
      "Dear email owner, I am donating to 5 random individuals: your email address was selected."),
 ])
