@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from mailwarden.detection import fold
 from mailwarden.forwarded import forwarded_original
-from mailwarden.urls import has_unknown_tld
+from mailwarden.urls import has_unknown_tld, public_suffix
 
 if TYPE_CHECKING:
     from mailwarden.message import Address, Message
@@ -31,6 +31,7 @@ SIGNALS = (
     "header.display_name_symbols",
     "header.undisclosed_recipients",
     "header.unknown_tld",
+    "header.abused_tld",
     "mime.malformed",
     "mime.limits_exceeded",
 )
@@ -123,6 +124,14 @@ def _unknown_tld(sender: Address, context: Context) -> list[Signal]:
                            domain=sender.domain)]
 
 
+def _abused_tld(sender: Address, context: Context) -> list[Signal]:
+    suffix = public_suffix(sender.domain)
+    if suffix not in context.data.abused_tlds or context.org.is_own_domain(sender.domain):
+        return []
+    return [context.signal("header.abused_tld", f"From domain {sender.domain} is under .{suffix}, where most "
+                           "domains seen in mail are throwaway", domain=sender.domain, suffix=suffix)]
+
+
 def _forwarded_sender(message: Message, found: list[Signal], context: Context) -> list[Signal]:
     """The sender of a message forwarded inline, held to the same standard as the forwarder."""
     original = forwarded_original(message)
@@ -148,7 +157,7 @@ def analyze(message: Message, context: Context) -> list[Signal]:
     if sender is None or not sender.domain:
         signals.append(context.signal("header.missing_from", "no usable From address"))
         return signals
-    signals += _unknown_tld(sender, context)
+    signals += _unknown_tld(sender, context) or _abused_tld(sender, context)
     signals += _reply_to(message, sender, context)
     signals += _address_in_display_name(sender, context)
     signals += _display_name_symbols(sender, context)

@@ -66,6 +66,11 @@ def test_a_from_domain_under_a_top_level_domain_that_does_not_exist() -> None:
     assert "header.unknown_tld" in analyze(build(from_="CarShield <rex_83156@news.sab3atontanks50.xfcgj>"))
 
 
+def test_a_from_domain_under_a_top_level_domain_mostly_used_for_throwaway_domains() -> None:
+    assert "header.abused_tld" in analyze(build(from_="House Buyers <offers@sab3atontanks50.xfcgjbkk.life>"))
+    assert "header.abused_tld" not in analyze(build(from_="Shop <news@brand.co.uk>"))
+
+
 def test_real_and_private_use_top_level_domains_are_fine() -> None:
     for sender in ("a@shop.co.uk", "b@brand.shop", "cron@build.internal", "root@host.localdomain"):
         assert "header.unknown_tld" not in analyze(build(from_=sender))
