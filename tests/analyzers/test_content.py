@@ -185,7 +185,9 @@ def test_a_friend_on_free_mail_mentioning_a_brand_is_not_impersonation() -> None
     assert "content.brand_impersonation" not in analyze(build(from_="Ana <ana.lopez@gmail.com>", body=body))
 
 
-@pytest.mark.parametrize("sender", ['"Mcafee™" <newsletter@cheesecakes.example>', '"Barclays" <reply@brc.example>'])
+@pytest.mark.parametrize("sender", ['"Mcafee™" <newsletter@cheesecakes.example>', '"Barclays" <reply@brc.example>',
+                                    '"SSA_Social Security benefits." <survey@qp-mail.example>',
+                                    '"Electrum WALLET" <info@bullsletter.example>'])
 def test_a_brand_name_followed_by_a_trade_mark_sign_or_a_bank_name_is_impersonation(sender: str) -> None:
     assert "content.brand_impersonation" in analyze(build(from_=sender, body="Your protection has expired."))
 
