@@ -308,16 +308,27 @@ def _layout(message: Message, folded: str, context: Context) -> list[Signal]:
 
 
 # A site's own sign-up or contact-form mail whose "name" the spammer filled with a web address
-# ("Username: www.xyz.blogspot.com - 150 000 USD"): the site is real, the content is not its own.
-_NAME_FIELD_WITH_HOST = re.compile(
-    r"(?:user\s*name|username|login|identifiant|nom d'utilisateur|benutzername|nombre de usuario|usu[aá]rio|"
-    r"name|nome|nom|hi|hello|dear|ol[aá]|bonjour|hola|hallo)\s*[:：,]?\s*www\.[a-z0-9-]+\.[a-z]{2,}", re.IGNORECASE)
+# ("Username: www.xyz.blogspot.com - 150 000 USD"): the site is real, the content is not its own. Found as a
+# bare host name (not inside a URL) right after a name or login label.
+_BARE_HOST = re.compile(r"(?<![\w./@])www\.[a-z0-9-]+\.[a-z]{2,}", re.IGNORECASE)
+_NAME_LABEL_BEFORE = re.compile(
+    r"\b(?:user\s*name|username|login|identifiant|nom d'utilisateur|benutzername|nombre de usuario|usu[aá]rio|"
+    r"name|nome|nom|hi|hello|dear|ol[aá]|bonjour|hola|hallo)\s*[:：,]?\s*$", re.IGNORECASE)
 _LOGIN_PARAMETER_WITH_HOST = re.compile(r"[?&](?:login|user|username|user_login|name)=www\.", re.IGNORECASE)
 
 
+def _name_field_with_host(text: str) -> str | None:
+    if "www." not in text and "WWW." not in text:
+        return None
+    for found in _BARE_HOST.finditer(text):
+        label = _NAME_LABEL_BEFORE.search(text[max(0, found.start() - 24):found.start()])
+        if label:
+            return label.group(0) + found.group(0)
+    return None
+
+
 def _form_abuse(message: Message, context: Context) -> list[Signal]:
-    found = _NAME_FIELD_WITH_HOST.search(message.text[:MAX_TEXT])
-    evidence = found.group(0) if found else next(
+    evidence = _name_field_with_host(message.text[:MAX_TEXT]) or next(
         (url.url for url in message.urls if _LOGIN_PARAMETER_WITH_HOST.search(url.url)), None)
     if evidence is None:
         return []
