@@ -82,7 +82,7 @@ def is_disguised_letter(ch: str) -> bool:
 def _phrase_pattern(phrases: list[str]) -> re.Pattern[str] | None:
     """One pattern for a list of phrases, built as a trie so that the engine tries only the phrases that
     share the text's next letter (a flat alternation of hundreds of phrases is tried one by one at every
-    position). Longer phrases are tried before their prefixes; words match across any run of whitespace."""
+    position). Longer phrases are tried before their prefixes; words match across spaces, hyphens and underscores."""
     trie: _Trie = {}
     for phrase in {fold(p) for p in phrases if p.strip()}:
         wildcard = phrase.endswith("*")
@@ -92,12 +92,14 @@ def _phrase_pattern(phrases: list[str]) -> re.Pattern[str] | None:
         node[_WILD if wildcard else _EXACT] = {}
     if not trie:
         return None
-    return re.compile(r"(?<!\w)" + _trie_regex(trie))
+    return re.compile(r"(?<![^\W_])" + _trie_regex(trie))
 
 
 _Trie = dict[str, "_Trie"]
 _EXACT, _WILD = "\x00exact", "\x00wild"  # end-of-phrase marks, never a folded character
-_ENDINGS = {_WILD: r"\w*", _EXACT: r"\b(?!['’]\w)"}
+# A phrase starts and ends at a letter or digit next to anything else: an underscore separates words
+# ("Unusual_activity_on_your_Account") as a hyphen or space does.
+_ENDINGS = {_WILD: r"[^\W_]*", _EXACT: r"(?![^\W_])(?!['’]\w)"}
 
 
 # Words of a phrase may be joined by spaces, hyphens or underscores ("FREE-SPINS", "verify_your_account").

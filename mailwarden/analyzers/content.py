@@ -108,8 +108,6 @@ def _freemail_lure(message: Message, lures: list[Signal], context: Context) -> l
 
 _ASKING_LURES = {"content.credential_lure", "content.prize_lure", "content.payment_request", "content.advance_fee",
                  "content.callback_scam"}
-# Where a message names who it is from: the first lines of its text.
-_LETTERHEAD = 400
 # A friend on free mail may well congratulate you; only asking for credentials or money counts there.
 _FREEMAIL_ASKS = {"content.credential_lure", "content.payment_request", "content.advance_fee"}
 
@@ -138,6 +136,10 @@ def _sender_name_tricks(message: Message, context: Context) -> list[Signal]:
 
 def _own_or_partner(domain: str, context: Context) -> bool:
     return context.org.is_own_domain(domain) or context.org.partner_for_domain(domain) is not None
+
+
+# Where a message names who it is from: the first lines of its text.
+_LETTERHEAD = 400
 
 
 def _brand_impersonation(message: Message, context: Context, lures: list[Signal],
@@ -172,7 +174,7 @@ def _brand_impersonation(message: Message, context: Context, lures: list[Signal]
                 return [context.signal("content.brand_impersonation",
                                        f"a free-mail account ({sender.email}) writes as {brand.key} and asks for "
                                        "something", brand=brand.key, from_domain=sender.domain, letterhead=True)]
-    for brand in context.data.brands_named_in(fold(_spaced(message.subject))):
+    for brand in context.data.brands_named_in(fold(message.subject)):
         if brand.domains and not _sent_by(brand.domains, sending):
             signals.append(context.signal(
                 "content.brand_in_subject", f"subject names {brand.key} but mail is from {sender.domain}",
@@ -336,11 +338,6 @@ def _form_abuse(message: Message, context: Context) -> list[Signal]:
                            f"{evidence[:80]}", field=evidence[:200])]
 
 
-def _spaced(subject: str) -> str:
-    """Words joined by underscores ("Unusual_activity_on_your_Account") read as the words they are."""
-    return subject.replace("_", " ") if "_" in subject else subject
-
-
 def _mostly_non_latin(text: str) -> bool:
     letters = [ch for ch in text if ch.isalpha()]
     return bool(letters) and sum(1 for ch in letters if not ch.isascii()) > len(letters) * 0.6
@@ -348,7 +345,7 @@ def _mostly_non_latin(text: str) -> bool:
 
 def analyze(message: Message, context: Context) -> list[Signal]:
     name = message.from_.display_name if message.from_ else ""
-    folded = fold(unmask_i_for_l(f"{_spaced(message.subject)}\n{name}\n{message.text[:MAX_TEXT]}"))
+    folded = fold(unmask_i_for_l(f"{message.subject}\n{name}\n{message.text[:MAX_TEXT]}"))
     signals = _lures(folded, context, _EXPECTED_FROM_VERIFIED_BRANDS if _verified_brand_sender(message, context)
                      else set())
     signals += _freemail_lure(message, signals, context)
