@@ -48,14 +48,16 @@ _MARK_SIGNS = str.maketrans({"™": " ", "®": " ", "℠": " ", "©": " "})
 def _fold(text: str) -> str:
     if not text.isascii():
         text = _INVISIBLE.sub("", text).translate(_SMALL_CAPS).translate(_MARK_SIGNS)
-    text = unicodedata.normalize("NFKC", text).translate(_CONFUSABLES).lower()
+    # an underscore joins words as a space does ("Unusual_activity_on_your_Account")
+    text = unicodedata.normalize("NFKC", text).translate(_CONFUSABLES).lower().replace("_", " ")
     if text.isascii():
         return text
     return _COMBINING.sub("", unicodedata.normalize("NFKD", text))
 
 
 def fold(text: str) -> str:
-    """Text as compared against the lists: NFKC, look-alikes to Latin, no accents, lower case."""
+    """Text as compared against the lists: NFKC, look-alikes to Latin, no accents, lower case, underscores
+    as spaces."""
     return _fold_short(text) if len(text) < 200 else _fold(text)
 
 
@@ -92,19 +94,17 @@ def _phrase_pattern(phrases: list[str]) -> re.Pattern[str] | None:
         node[_WILD if wildcard else _EXACT] = {}
     if not trie:
         return None
-    return re.compile(r"(?<![^\W_])" + _trie_regex(trie))
+    return re.compile(r"(?<!\w)" + _trie_regex(trie))
 
 
 _Trie = dict[str, "_Trie"]
 _EXACT, _WILD = "\x00exact", "\x00wild"  # end-of-phrase marks, never a folded character
-# A phrase starts and ends at a letter or digit next to anything else: an underscore separates words
-# ("Unusual_activity_on_your_Account") as a hyphen or space does.
-_ENDINGS = {_WILD: r"[^\W_]*", _EXACT: r"(?![^\W_])(?!['’]\w)"}
+_ENDINGS = {_WILD: r"\w*", _EXACT: r"\b(?!['’]\w)"}
 
 
-# Words of a phrase may be joined by spaces, hyphens or underscores ("FREE-SPINS", "verify_your_account").
-_WORD_GAP = r"[\s_-]+"
-_GAP_CHARACTERS = re.compile(r"[\s_-]+")
+# Words of a phrase may be joined by spaces or hyphens ("FREE-SPINS"); folding made underscores spaces.
+_WORD_GAP = r"[\s-]+"
+_GAP_CHARACTERS = re.compile(_WORD_GAP)
 
 
 def _trie_regex(node: _Trie) -> str:
