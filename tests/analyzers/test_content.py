@@ -148,25 +148,10 @@ def test_crypto_bait(subject: str, body: str) -> None:
     assert "content.crypto_lure" in analyze(build(subject=subject, body=body))
 
 
-def test_cryptography_is_not_crypto_bait() -> None:
-    body = "The crypto library now ships elliptic curve code; see the OpenSSL mailing list."
-    assert "content.crypto_lure" not in analyze(build(subject="Re: crypto patches", body=body))
-
-
-def test_an_it_notice_about_keys_and_asset_libraries_is_not_crypto_bait() -> None:
-    body = "Please rotate the SSH private key on the build host; the digital assets library moves to the new share."
-    assert "content.crypto_lure" not in analyze(build(subject="Maintenance tonight", body=body))
-
-
 def test_a_sign_up_notice_whose_user_name_is_a_web_address_is_form_abuse() -> None:
     body = ("Thanks for creating an account on Pacific Dive. Username: www.dfurrt.blogspot.jp - 180 861 USD BINANCE. "
             "To set your password, visit https://dive.example/wp-login.php?action=rp&login=www.dfurrt.blogspot.jp")
     assert "content.form_abuse" in analyze(build(subject="[Pacific Dive] Login Details", body=body))
-
-
-def test_a_login_page_address_given_to_a_user_is_not_form_abuse() -> None:
-    body = "Your account is ready. Login: https://www.jobfair.example/account with the user name you chose."
-    assert "content.form_abuse" not in analyze(build(subject="Your account", body=body))
 
 
 def test_words_joined_by_underscores_in_the_subject_are_read_as_words() -> None:
@@ -178,11 +163,6 @@ def test_a_free_mail_account_writing_as_a_brand_and_asking_to_call_is_impersonat
     body = ("PayPal Hi Dear customer, a charge of USD 344.78 has been applied to your PayPal, Inc. account. "
             "If you do not recognize this charge, call us at +1 (808) 555-0142.")
     assert "content.brand_impersonation" in analyze(build(from_="billing <aalibabu210@gmail.com>", body=body))
-
-
-def test_a_friend_on_free_mail_mentioning_a_brand_is_not_impersonation() -> None:
-    body = "I moved my photos to Google Drive last week; the album link is below. See you Sunday!"
-    assert "content.brand_impersonation" not in analyze(build(from_="Ana <ana.lopez@gmail.com>", body=body))
 
 
 @pytest.mark.parametrize("sender", ['"Mcafee™" <newsletter@cheesecakes.example>', '"Barclays" <reply@brc.example>',
@@ -198,26 +178,34 @@ def test_a_fake_invoice_that_asks_for_a_phone_call() -> None:
     assert "content.callback_scam" in analyze(build(subject="Order Confirmation", body=body))
 
 
-def test_the_same_words_without_a_phone_number_are_not_a_callback_scam() -> None:
-    body = "Your plan renews next month. To cancel your subscription, visit your account settings."
-    assert "content.callback_scam" not in analyze(build(subject="Your plan renews", body=body))
-
-
-def test_a_newsletter_saying_why_it_came_is_not_unsolicited() -> None:
-    body = ("You are receiving this email because you signed up at trusscalc.example. "
-            "If you no longer wish to receive these emails, unsubscribe or manage your preferences.")
-    assert "content.unsolicited_bulk" not in analyze(build(subject="Introducing Trusscalc 5", body=body))
-
-
-def test_everyday_words_near_romance_are_not_dating_bait() -> None:
-    body = "The new case design looks sexy. We will hook up the build server tonight and flirt with the idea of ARM."
-    assert "content.dating_lure" not in analyze(build(subject="Re: new hardware", body=body))
-
-
-def test_news_about_courts_is_not_a_threat() -> None:
-    body = "The court hearing was adjourned; the judge issued a summons to the company's directors."
-    assert "content.legal_threat" not in analyze(build(subject="Today's news", body=body))
-
+@pytest.mark.parametrize(("signal", "sender", "subject", "body"), [
+    pytest.param("content.crypto_lure", "", "Re: crypto patches",
+                 "The crypto library now ships elliptic curve code; see the OpenSSL mailing list.", id="cryptography"),
+    pytest.param("content.crypto_lure", "", "Maintenance tonight",
+                 "Please rotate the SSH private key on the build host; the digital assets library moves to the new "
+                 "share.", id="keys-and-asset-libraries"),
+    pytest.param("content.form_abuse", "", "Your account",
+                 "Your account is ready. Login: https://www.jobfair.example/account with the user name you chose.",
+                 id="login-page-address"),
+    pytest.param("content.brand_impersonation", "Ana <ana.lopez@gmail.com>", "Hello",
+                 "I moved my photos to Google Drive last week; the album link is below. See you Sunday!",
+                 id="friend-on-free-mail-names-a-brand"),
+    pytest.param("content.callback_scam", "", "Your plan renews",
+                 "Your plan renews next month. To cancel your subscription, visit your account settings.",
+                 id="renewal-without-a-phone-number"),
+    pytest.param("content.unsolicited_bulk", "", "Introducing Trusscalc 5",
+                 "You are receiving this email because you signed up at trusscalc.example. If you no longer wish to "
+                 "receive these emails, unsubscribe or manage your preferences.", id="newsletter-says-why-it-came"),
+    pytest.param("content.dating_lure", "", "Re: new hardware",
+                 "The new case design looks sexy. We will hook up the build server tonight and flirt with the idea "
+                 "of ARM.", id="everyday-words-near-romance"),
+    pytest.param("content.legal_threat", "", "Today's news",
+                 "The court hearing was adjourned; the judge issued a summons to the company's directors.",
+                 id="news-about-courts"),
+])
+def test_ordinary_mail_near_a_lure_does_not_raise_it(signal: str, sender: str, subject: str, body: str) -> None:
+    message = build(from_=sender, subject=subject, body=body) if sender else build(subject=subject, body=body)
+    assert signal not in analyze(message)
 
 
 def test_a_lower_case_l_for_a_capital_i_in_a_shouted_word() -> None:
